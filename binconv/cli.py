@@ -1,0 +1,25 @@
+"""The `binconv` command line: assembles the commands defined in `binconv.commands`."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="binconv",
+    help=(
+        "Convert legacy face-verification .bin files (lfw, cfp_fp, agedb_30, ...) into "
+        "WebDataset pair shards, and evaluate face-embedding models on them."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def main() -> None:
+    """Run the `binconv` console script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Streaming 10-fold face-verification evaluation on binconv pair shards."""
