@@ -116,7 +116,9 @@ def manifest_from_json(text: str | bytes, where: str) -> Manifest:
     except (ValueError, UnicodeDecodeError) as exc:
         raise ManifestError(f"{where}: not a valid JSON manifest ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
-        raise ManifestError(f"{where}: not a binconv dataset manifest (no 'format': '{FORMAT_NAME}')")
+        raise ManifestError(
+            f"{where}: not a binconv dataset manifest (no 'format': '{FORMAT_NAME}')"
+        )
     version = data.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ManifestError(

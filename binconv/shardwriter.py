@@ -41,7 +41,7 @@ class _HashingWriter(io.RawIOBase):
     def tell(self) -> int:
         return self.size
 
-    def write(self, data) -> int:  # type: ignore[no-untyped-def,override]
+    def write(self, data) -> int:
         view = memoryview(data)
         self._target.write(view)
         self.sha256.update(view)

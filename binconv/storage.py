@@ -37,7 +37,7 @@ def open_atomic_write(url: str) -> Iterator[BinaryIO]:
         # NOTE: object stores publish an object only when its upload completes;
         # a failed upload leaves no object behind.
         with fsspec.open(url, "wb") as remote:
-            yield remote  # type: ignore[misc]
+            yield remote
         return
     folder, name = os.path.split(url)
     partial = os.path.join(folder, f".{name}.partial")
@@ -55,5 +55,5 @@ def open_atomic_write(url: str) -> Iterator[BinaryIO]:
 def open_read(url: str) -> BinaryIO:
     """Open a local path or fsspec URL for binary reading."""
     if is_remote(url):
-        return fsspec.open(url, "rb").open()  # type: ignore[no-any-return]
+        return fsspec.open(url, "rb").open()
     return open(url, "rb")
