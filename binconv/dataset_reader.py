@@ -1,0 +1,118 @@
+"""Reading a converted dataset: locating its manifest and iterating its pairs in order."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .errors import DatasetError, ManifestError
+from .format import ISSAME_MEMBER, manifest_name, pair_key
+from .manifest import Manifest, ShardInfo, manifest_from_json
+from .shardwriter import Pair
+from .storage import is_remote, join_url, open_read
+
+__all__ = ["DatasetLocation", "iter_pairs", "iter_shard_pairs", "locate_dataset"]
+
+
+@dataclass(frozen=True)
+class DatasetLocation:
+    """A converted dataset: its folder, its manifest URL and the parsed manifest."""
+
+    dataset_dir: str
+    manifest_url: str
+    manifest: Manifest
+
+    def shard_url(self, shard: ShardInfo) -> str:
+        """Return the path or URL of `shard`, which the manifest lists relative to itself."""
+        return join_url(self.dataset_dir, shard.url)
+
+
+def locate_dataset(path: str) -> DatasetLocation:
+    """Find and parse the manifest of the dataset at `path`.
+
+    Args:
+        path: A manifest (`.../lfw/lfw.json`) or a dataset folder (`.../lfw`),
+            as a local path or URL. A folder's manifest is the JSON file named
+            after the folder.
+
+    Raises:
+        ManifestError: No manifest was found, or it is invalid.
+    """
+    stripped = path.rstrip("/")
+    if stripped.endswith(".json"):
+        manifest_url = stripped
+        dataset_dir = posixpath.dirname(stripped) if is_remote(stripped) else _local_dir(stripped)
+    else:
+        dataset_dir = stripped
+        manifest_url = join_url(stripped, manifest_name(posixpath.basename(stripped)))
+    try:
+        with open_read(manifest_url) as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise ManifestError(
+            f"{path}: no dataset manifest found (looked for {manifest_url}); "
+            "pass a folder written by 'binconv convert' or its .json manifest"
+        ) from None
+    except IsADirectoryError:
+        raise ManifestError(f"{manifest_url}: is a folder, not a manifest") from None
+    return DatasetLocation(dataset_dir, manifest_url, manifest_from_json(text, manifest_url))
+
+
+def _local_dir(path: str) -> str:
+    return os.path.dirname(os.path.abspath(path))
+
+
+def iter_pairs(location: DatasetLocation) -> Iterator[Pair]:
+    """Yield every pair of the dataset in index order, checking it against the manifest.
+
+    Raises:
+        DatasetError: A shard is missing, truncated, or holds other pairs than
+            the manifest lists.
+    """
+    for shard in location.manifest.shards:
+        yield from iter_shard_pairs(location.shard_url(shard), shard)
+
+
+def iter_shard_pairs(url: str, shard: ShardInfo) -> Iterator[Pair]:
+    """Yield the pairs of one shard, checking keys, members and count against `shard`."""
+    expected = shard.first_pair
+    try:
+        with open_read(url) as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
+            members: dict[str, bytes] = {}
+            key = None
+            for info in tar:
+                member_key, _, suffix = info.name.partition(".")
+                if key is not None and member_key != key:
+                    yield _make_pair(url, key, members, expected)
+                    expected += 1
+                    members = {}
+                key = member_key
+                data = tar.extractfile(info)
+                members[suffix] = data.read() if data is not None else b""
+            if key is not None:
+                yield _make_pair(url, key, members, expected)
+                expected += 1
+    except FileNotFoundError:
+        raise DatasetError(f"shard {url} is missing") from None
+    except tarfile.TarError as exc:
+        raise DatasetError(f"shard {url} is truncated or not a tar file ({exc})") from None
+    if expected != shard.first_pair + shard.nsamples:
+        raise DatasetError(
+            f"shard {url} holds {expected - shard.first_pair} pairs, "
+            f"but the manifest lists {shard.nsamples}"
+        )
+
+
+def _make_pair(url: str, key: str, members: dict[str, bytes], index: int) -> Pair:
+    if key != pair_key(index):
+        raise DatasetError(f"shard {url}: expected pair {pair_key(index)}, found key {key!r}")
+    images = {suffix.split(".")[0]: data for suffix, data in members.items()}
+    if set(images) != {"img1", "img2", ISSAME_MEMBER.split(".")[0]}:
+        raise DatasetError(f"shard {url}: pair {key} has members {sorted(members)}")
+    label = images["issame"].strip()
+    if label not in (b"0", b"1"):
+        raise DatasetError(f"shard {url}: pair {key} has issame {label!r}, expected 1 or 0")
+    return Pair(index, images["img1"], images["img2"], label == b"1")
