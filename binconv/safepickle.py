@@ -36,6 +36,7 @@ from .pickle_values import (
     TextSpan,
     UnsupportedValue,
     describe_value,
+    short_text,
 )
 
 __all__ = ["ALLOWED_GLOBALS", "AllowedGlobal", "PickleStream", "RestrictedUnpickler"]
@@ -168,6 +169,8 @@ class RestrictedUnpickler:
                 f"{self._source}: the file is truncated (it ends at byte {position} before "
                 "the pickle's STOP opcode); copy or download it again"
             )
+        if position <= 1:
+            return BinFileError(f"{self._source}: not a pickle (first byte is not a pickle opcode)")
         return BinFileError(f"{self._source}: invalid pickle data near byte {position} ({text})")
 
     def _make_handlers(self) -> dict[str, Callable[[object, int], object]]:
@@ -305,8 +308,9 @@ class RestrictedUnpickler:
         return TextSpan(offset, length, len(arg), value, latin1_head)
 
     def _text_value(self, value: object, position: int, what: str) -> str:
-        if isinstance(value, TextSpan) and value.value is not None:
-            return value.value
+        text = short_text(value)
+        if text is not None:
+            return text
         raise self._error(position, f"{what} is {describe_value(value)}, expected a short string")
 
     # Globals and calls.
@@ -366,7 +370,7 @@ class RestrictedUnpickler:
         text, encoding = args if len(args) == 2 else (args, None)
         if not isinstance(text, TextSpan):
             raise UnsupportedValue(f"_codecs.encode of {describe_value(args)}")
-        if not isinstance(encoding, TextSpan) or encoding.value not in ("latin1", "latin-1"):
+        if short_text(encoding) not in ("latin1", "latin-1"):
             raise UnsupportedValue(f"_codecs.encode with encoding {describe_value(encoding)}")
         if text.latin1_head is None:
             raise UnsupportedValue("_codecs.encode of text that is not Latin-1")
