@@ -133,11 +133,13 @@ class RestrictedUnpickler:
         """
         # genops calls only read, readline and tell, which PickleStream provides.
         opcodes = pickletools.genops(cast("IO[bytes]", self._stream))
+        started = False
         while True:
             try:
                 opcode, arg, found_at = next(opcodes)
             except ValueError as exc:  # includes UnicodeDecodeError
-                raise self._read_error(exc) from None
+                raise self._read_error(exc, started) from None
+            started = True
             position = found_at if found_at is not None else -1
             if position == 0 and opcode.name != "PROTO":
                 raise self._error(
@@ -159,18 +161,18 @@ class RestrictedUnpickler:
     def _error(self, position: int, message: str) -> BinFileError:
         return BinFileError(f"{self._source}: byte {position}: {message}")
 
-    def _read_error(self, exc: ValueError) -> BinFileError:
+    def _read_error(self, exc: ValueError, started: bool) -> BinFileError:
         text = str(exc)
         position = self._stream.tell()
+        if position == 0:
+            return BinFileError(f"{self._source}: the file is empty, not a pickle")
+        if not started:
+            return BinFileError(f"{self._source}: not a pickle (its first bytes are no opcode)")
         if "exhausted" in text or "remain" in text or "not enough data" in text:
-            if position == 0:
-                return BinFileError(f"{self._source}: the file is empty, not a pickle")
             return BinFileError(
-                f"{self._source}: the file is truncated (it ends at byte {position} before "
-                "the pickle's STOP opcode); copy or download it again"
+                f"{self._source}: the file is truncated (the pickle data ends before its "
+                "STOP opcode); copy or download the file again"
             )
-        if position <= 1:
-            return BinFileError(f"{self._source}: not a pickle (first byte is not a pickle opcode)")
         return BinFileError(f"{self._source}: invalid pickle data near byte {position} ({text})")
 
     def _make_handlers(self) -> dict[str, Callable[[object, int], object]]:
