@@ -34,7 +34,7 @@ _NUMERIC_TYPESTR = re.compile(r"[biufc](1|2|4|8|16)")
 _STRUCT_CODES = {1: "b", 2: "h", 4: "i", 8: "q"}
 
 
-@dataclass
+@dataclass(slots=True)
 class NumpyDtype:
     """A `numpy.dtype` of a supported integer or bool type; BUILD sets its byte order."""
 
@@ -52,7 +52,7 @@ class NumpyDtype:
         return self.typestr[0] in "biu" and self.itemsize <= 8
 
 
-@dataclass
+@dataclass(slots=True)
 class NumpyArray:
     """A pickled `numpy.ndarray`; `_reconstruct` creates it empty and BUILD fills it."""
 
