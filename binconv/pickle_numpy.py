@@ -36,7 +36,7 @@ _STRUCT_CODES = {1: "b", 2: "h", 4: "i", 8: "q"}
 
 @dataclass(slots=True)
 class NumpyDtype:
-    """A `numpy.dtype` of a supported integer or bool type; BUILD sets its byte order."""
+    """A numeric `numpy.dtype`. BUILD sets its byte order after the dtype is created."""
 
     typestr: str
     byteorder: str = "|"
@@ -54,7 +54,7 @@ class NumpyDtype:
 
 @dataclass(slots=True)
 class NumpyArray:
-    """A pickled `numpy.ndarray`; `_reconstruct` creates it empty and BUILD fills it."""
+    """A pickled `numpy.ndarray`. `_reconstruct` creates it empty and BUILD fills it."""
 
     shape: tuple[int, ...] | None = None
     dtype: NumpyDtype | None = None

@@ -30,7 +30,7 @@ def verify_command(
         bool, typer.Option("--verbose", "-v", help="Log each step to stderr.")
     ] = False,
 ) -> None:
-    """Check that a dataset holds the pairs of a .bin file, in order and byte for byte.
+    """Check that a dataset contains the pairs of a .bin file, in order and byte for byte.
 
     Compares both images and issame of every pair, then each shard's size and
     SHA-256 with the manifest. Exit status: 0 if everything matches, 1 naming
