@@ -1,12 +1,12 @@
 """Benchmark `binconv convert` against a plain file copy of the same bytes.
 
-Builds `.bin` files of generated 112x112 JPEG face pairs (about 4.6 KB per
-image, so 6,000 pairs make about 55 MB, the size of a real `lfw.bin`), in the
-two common layouts: images as `bytes` (protocol 4) and as NumPy uint8 arrays
-of shape (n, 1) (protocol 3, as `cv2.imencode` output is usually saved). Each
-measurement runs in a fresh Python process, so its peak RSS is its own. The
-source file is in the page cache for both conversion and copy, and both
-fsync their output.
+Builds `.bin` files of generated 112x112 JPEG face pairs, about 4 KB per
+image at JPEG quality 85, so 6,000 pairs make a file of about 50 MB. Two
+layouts are measured: images as `bytes` (protocol 4), and images as NumPy
+uint8 arrays of shape (n, 1) (protocol 3), the usual way `cv2.imencode`
+output is saved. Each measurement runs in a fresh Python process, so its
+peak RSS is its own. The source file is in the page cache for both
+conversion and copy, and both fsync their output.
 
 Usage:
     python benchmarks/bench_convert.py [--pairs 6000] [--scales 1,2,4] [--repeat 3]
