@@ -38,7 +38,12 @@ def verify_command(
     """
     configure_logging(verbose)
     result = verify_conversion(bin_path, dataset_dir)
+    checksums = (
+        "1 shard checksum matches"
+        if result.num_shards == 1
+        else f"{result.num_shards} shard checksums match"
+    )
     typer.echo(
         f"OK: {result.dataset_dir} matches {result.bin_path}: {result.num_pairs} pairs "
-        f"byte-identical, {result.num_shards} shard checksums match the manifest"
+        f"byte-identical, {checksums} the manifest"
     )
