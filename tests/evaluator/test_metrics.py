@@ -468,6 +468,33 @@ def test_invalid_embeddings_rejected(emb: np.ndarray, emb_flip: np.ndarray, mess
         xnorm(emb, emb_flip)
 
 
+def test_embedding_norm_overflow_rejected() -> None:
+    emb = np.zeros((4, 2))
+    emb[2] = [1e200, 1e200]
+    with pytest.raises(EvaluationError, match="norm of the embedding of image 2 \\(pair 1\\)"):
+        pair_embeddings(emb, np.zeros((4, 2)))
+    with pytest.raises(EvaluationError, match="image 2 \\(pair 1\\) overflows"):
+        xnorm(np.zeros((4, 2)), emb)
+
+
+@pytest.mark.parametrize("dtype", [np.complex128, object, np.str_])
+def test_embeddings_of_other_dtypes_rejected(dtype: type) -> None:
+    emb = np.zeros((4, 2)).astype(dtype)
+    with pytest.raises(EvaluationError, match="emb must hold real numbers"):
+        pair_embeddings(emb, np.zeros((4, 2)))
+
+
+def test_embeddings_over_many_row_blocks_equal_sklearn() -> None:
+    # 5000 images span several conversion blocks, the last one partial.
+    rng = np.random.default_rng(6)
+    emb = rng.standard_normal((5000, 96)).astype(np.float32)
+    emb_flip = rng.standard_normal((5000, 96)).astype(np.float32)
+    assert np.array_equal(
+        pair_embeddings(emb, emb_flip), oracle.classic_pair_embeddings(emb, emb_flip)
+    )
+    assert xnorm(emb, emb_flip) == oracle.classic_xnorm(emb, emb_flip)
+
+
 def test_pair_distances_rejects_odd_rows() -> None:
     with pytest.raises(EvaluationError, match="pair_emb must be a 2-D array"):
         pair_distances(np.zeros((5, 3)))
