@@ -340,8 +340,8 @@ def threshold_at_far(far: FloatArray, thresholds: FloatArray, target: float) -> 
     """Find the threshold at which a FAR curve reaches `target`, by linear interpolation.
 
     This is the classic `interp1d(far, thresholds, kind='slinear')(target)` extended to FAR
-    curves with repeated values, on which SciPy 1.9 and newer raise "Expect x to not have
-    duplicates":
+    curves with repeated values, on which recent SciPy raises "Expect x to not have
+    duplicates" (checked with SciPy 1.17):
 
     - If `max(far) < target`, the threshold is 0.0, as in the classic code.
     - Otherwise it lies on the segment from `j` to `j + 1`, where `j` is the last index

@@ -1,7 +1,7 @@
 """Plain loop implementation of the classic verification protocol, the oracle of the tests.
 
 It evaluates one threshold at a time, as the classic insightface evaluation does, and
-crashes where that code crashes: SciPy 1.9 and newer reject repeated FAR values in
+crashes where that code crashes: recent SciPy (1.17 here) rejects repeated FAR values in
 `interp1d`, and a set without negative or positive pairs divides by zero. The metrics
 tests compare `evaluator.metrics` against it; nothing else imports it.
 """
@@ -144,7 +144,7 @@ def classic_val(
 
 
 def classic_xnorm(emb: np.ndarray, emb_flip: np.ndarray) -> float:
-    """Add the float64 L2 norm of every row, originals then mirrors, one at a time."""
+    """Return the mean float64 L2 norm of all rows, summed one at a time, originals first."""
     total = 0.0
     count = 0
     for embeddings in (np.asarray(emb, np.float64), np.asarray(emb_flip, np.float64)):
