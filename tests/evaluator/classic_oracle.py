@@ -75,15 +75,17 @@ def classic_roc(distances: FloatArray, issame: BoolArray, n_folds: int = 10) -> 
     fold_accuracies = np.zeros(n_folds)
     fold_thresholds = np.zeros(n_folds)
     for fold, (train, test) in enumerate(fold_splits(distances.size, n_folds)):
+        train_distances, train_issame = distances[train], issame[train]
+        test_distances, test_issame = distances[test], issame[test]
         train_accuracies = np.zeros(thresholds.size)
         for index, threshold in enumerate(thresholds):
-            train_accuracies[index] = rates_at(threshold, distances[train], issame[train])[2]
+            train_accuracies[index] = rates_at(threshold, train_distances, train_issame)[2]
         best = int(np.argmax(train_accuracies))
         for index, threshold in enumerate(thresholds):
             tprs[fold, index], fprs[fold, index], _ = rates_at(
-                threshold, distances[test], issame[test]
+                threshold, test_distances, test_issame
             )
-        fold_accuracies[fold] = rates_at(thresholds[best], distances[test], issame[test])[2]
+        fold_accuracies[fold] = rates_at(thresholds[best], test_distances, test_issame)[2]
         fold_thresholds[fold] = thresholds[best]
     return ClassicRoc(fold_accuracies, fold_thresholds, np.mean(tprs, 0), np.mean(fprs, 0))
 
@@ -124,9 +126,10 @@ def classic_val(
     fold_vals = np.zeros(n_folds)
     fold_fars = np.zeros(n_folds)
     for fold, (train, test) in enumerate(fold_splits(distances.size, n_folds)):
+        train_distances, train_issame = distances[train], issame[train]
         far_train = np.zeros(thresholds.size)
         for index, threshold in enumerate(thresholds):
-            far_train[index] = val_far_at(threshold, distances[train], issame[train])[1]
+            far_train[index] = val_far_at(threshold, train_distances, train_issame)[1]
         if np.max(far_train) < far_target:
             threshold = 0.0
         elif allow_repeated_far and np.any(np.diff(far_train) == 0):
