@@ -1,0 +1,155 @@
+"""Building a pair dataset from a folder of images and a pair list."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .dataset_writer import find_up_to_date, write_dataset
+from .errors import BinconvError, PairListError
+from .format import DEFAULT_PAIRS_PER_SHARD, KEY_DIGITS
+from .imagecheck import check_images, compute_images_sha256, read_checked_image
+from .manifest import Manifest, SourceInfo
+from .pairlist import PairEntry, decode_pair_list, parse_pair_list
+from .problems import ProblemReport
+from .shardwriter import Pair
+from .storage import join_url
+
+__all__ = ["PairsBuildResult", "build_pairs_dataset"]
+
+logger = logging.getLogger(__name__)
+
+# The name becomes a folder, a shard prefix and a manifest stem: no path
+# separators, and no leading dot that would hide the files.
+_DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+@dataclass(frozen=True)
+class PairsBuildResult:
+    """The outcome of `build_pairs_dataset`.
+
+    Attributes:
+        manifest: Manifest of the dataset, new or kept.
+        dataset_dir: Folder path or URL of the dataset.
+        written: False when an up-to-date dataset was kept as it was.
+    """
+
+    manifest: Manifest
+    dataset_dir: str
+    written: bool
+
+
+def build_pairs_dataset(
+    pair_list_path: Path,
+    images_root: Path,
+    out_root: str,
+    name: str,
+    *,
+    list_format: str = "auto",
+    lfw_extension: str = "jpg",
+    pairs_per_shard: int = DEFAULT_PAIRS_PER_SHARD,
+    overwrite: bool = False,
+    on_image: Callable[[], None] | None = None,
+    on_pair: Callable[[], None] | None = None,
+) -> PairsBuildResult:
+    """Check a pair list and every image it names, then write them as pair shards.
+
+    Nothing is written unless the whole list and every image are valid. The
+    pairs keep the list's order and the images keep their bytes. A dataset
+    already built from the same list, images and shard size is kept as it is
+    unless `overwrite` is set.
+
+    Args:
+        pair_list_path: LFW `pairs.txt`, or a CSV or TSV of `path1, path2, label`.
+        images_root: Folder that the image paths of the list are relative to.
+        out_root: Folder path or URL that receives the dataset folder `name`.
+        name: Dataset name: the folder, shard prefix and manifest stem.
+        list_format: `lfw`, `csv`, `tsv` or `auto` (see `detect_format`).
+        lfw_extension: Extension of the image files an LFW list names.
+        pairs_per_shard: Number of pairs per shard.
+        overwrite: Rebuild even if an up-to-date dataset exists.
+        on_image: Called after each distinct image is checked.
+        on_pair: Called after each pair is written.
+
+    Raises:
+        PairListError: The list or its images have problems; the error lists
+            all of them.
+        ImageError: An image changed between the check and the write.
+        BinconvError: The name or the shard size is invalid.
+    """
+    _check_options(name, pairs_per_shard)
+    data = _read_pair_list(pair_list_path)
+    report = ProblemReport(str(pair_list_path))
+    pair_list = parse_pair_list(
+        decode_pair_list(data, report.source), report, list_format, lfw_extension
+    )
+    _check_pair_count(pair_list.entries, report)
+    digests: dict[str, bytes] = {}
+    if images_root.is_dir():
+        logger.info("checking the images of %d pairs in %s", len(pair_list.entries), images_root)
+        digests = check_images(images_root, pair_list.entries, report, on_image)
+    else:
+        report.add("missing images", f"image folder {images_root} not found")
+    report.raise_if_any(f" (images in {images_root})")
+
+    source = SourceInfo(
+        name=pair_list_path.name,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        kind="pairs",
+        images_sha256=compute_images_sha256(pair_list.entries, digests),
+    )
+    dataset_dir = join_url(out_root, name)
+    if not overwrite:
+        existing = find_up_to_date(dataset_dir, name, source, pairs_per_shard)
+        if existing is not None and existing.source == source:
+            logger.info("%s is up to date with %s", dataset_dir, pair_list_path)
+            return PairsBuildResult(existing, dataset_dir, written=False)
+
+    pairs = _iter_pairs(images_root, pair_list.entries, digests)
+    manifest = write_dataset(out_root, name, pairs, source, pairs_per_shard, on_pair)
+    return PairsBuildResult(manifest, dataset_dir, written=True)
+
+
+def _check_options(name: str, pairs_per_shard: int) -> None:
+    if not _DATASET_NAME.fullmatch(name):
+        raise BinconvError(
+            f"invalid dataset name {name!r}: use letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit"
+        )
+    if pairs_per_shard < 1:
+        raise BinconvError(f"pairs per shard must be at least 1, got {pairs_per_shard}")
+
+
+def _read_pair_list(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise PairListError(f"{path}: pair list not found") from None
+    except IsADirectoryError:
+        raise PairListError(f"{path}: is a folder; pass the pair list file") from None
+    except OSError as exc:
+        raise PairListError(f"{path}: cannot read the pair list ({exc.strerror})") from None
+
+
+def _check_pair_count(entries: Sequence[PairEntry], report: ProblemReport) -> None:
+    # Pair keys have KEY_DIGITS digits, which bounds the pairs of one dataset.
+    if len(entries) > 10**KEY_DIGITS:
+        report.add(
+            "count problems",
+            f"the list has {len(entries)} pairs, but a dataset holds at most {10**KEY_DIGITS}; "
+            "split the list",
+        )
+
+
+def _iter_pairs(
+    root: Path, entries: Sequence[PairEntry], digests: dict[str, bytes]
+) -> Iterator[Pair]:
+    for index, entry in enumerate(entries):
+        img1 = read_checked_image(root, entry.path1, digests[entry.path1])
+        img2 = read_checked_image(root, entry.path2, digests[entry.path2])
+        yield Pair(index, img1, img2, entry.issame)
