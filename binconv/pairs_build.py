@@ -16,6 +16,7 @@ from .imagecheck import check_images, compute_images_sha256, read_checked_image
 from .manifest import Manifest, SourceInfo
 from .pairlist import PairEntry, decode_pair_list, parse_pair_list
 from .problems import ProblemReport
+from .progress import Progress
 from .shardwriter import Pair
 from .storage import join_url
 
@@ -53,8 +54,7 @@ def build_pairs_dataset(
     lfw_extension: str = "jpg",
     pairs_per_shard: int = DEFAULT_PAIRS_PER_SHARD,
     overwrite: bool = False,
-    on_image: Callable[[], None] | None = None,
-    on_pair: Callable[[], None] | None = None,
+    progress: Progress | None = None,
 ) -> PairsBuildResult:
     """Check a pair list and every image it names, then write them as pair shards.
 
@@ -72,8 +72,8 @@ def build_pairs_dataset(
         lfw_extension: Extension of the image files an LFW list names.
         pairs_per_shard: Number of pairs per shard.
         overwrite: Rebuild even if an up-to-date dataset exists.
-        on_image: Called after each distinct image is checked.
-        on_pair: Called after each pair is written.
+        progress: Reports the stages "checking images" (distinct images)
+            and "writing pairs".
 
     Raises:
         PairListError: The list or its images have problems; the error lists
@@ -91,6 +91,7 @@ def build_pairs_dataset(
     digests: dict[str, bytes] = {}
     if images_root.is_dir():
         logger.info("checking the images of %d pairs in %s", len(pair_list.entries), images_root)
+        on_image = _start_stage(progress, "checking images", _count_images(pair_list.entries))
         digests = check_images(images_root, pair_list.entries, report, on_image)
     else:
         report.add("missing images", f"image folder {images_root} not found")
@@ -111,6 +112,7 @@ def build_pairs_dataset(
             return PairsBuildResult(existing, dataset_dir, written=False)
 
     pairs = _iter_pairs(images_root, pair_list.entries, digests)
+    on_pair = _start_stage(progress, "writing pairs", len(pair_list.entries))
     manifest = write_dataset(out_root, name, pairs, source, pairs_per_shard, on_pair)
     return PairsBuildResult(manifest, dataset_dir, written=True)
 
@@ -144,6 +146,14 @@ def _check_pair_count(entries: Sequence[PairEntry], report: ProblemReport) -> No
             f"the list has {len(entries)} pairs, but a dataset holds at most {10**KEY_DIGITS}; "
             "split the list",
         )
+
+
+def _count_images(entries: Sequence[PairEntry]) -> int:
+    return len({path for entry in entries for path in (entry.path1, entry.path2)})
+
+
+def _start_stage(progress: Progress | None, stage: str, total: int) -> Callable[[], None] | None:
+    return None if progress is None else progress(stage, total)
 
 
 def _iter_pairs(

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -317,6 +318,12 @@ def test_image_changed_during_write(faces: FaceFolder, tmp_path: Path) -> None:
         if checked == 30:  # the 30 distinct images of pairs.txt are checked
             image.write_bytes(faces.root.joinpath(lfw_path(lfw_name(8), 1)).read_bytes())
 
+    def progress(stage: str, total: int) -> Callable[[], None]:
+        stages.append((stage, total))
+        return change_image_after_last_check if stage == "checking images" else lambda: None
+
+    stages: list[tuple[str, int]] = []
+
     out = tmp_path / "out"
     with pytest.raises(ImageError, match="changed while the dataset was being written"):
         build_pairs_dataset(
@@ -325,10 +332,11 @@ def test_image_changed_during_write(faces: FaceFolder, tmp_path: Path) -> None:
             str(out),
             "mylfw",
             pairs_per_shard=4,
-            on_image=change_image_after_last_check,
+            progress=progress,
         )
 
     assert checked == 30
+    assert stages == [("checking images", 30), ("writing pairs", 20)]
     assert [path.name for path in (out / "mylfw").iterdir()] == []
 
 
