@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from .commands.pairs import pairs
+
 app = typer.Typer(
     name="binconv",
     help=(
@@ -14,6 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.command(name="pairs")(pairs)
 
 
 def main() -> None:
