@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from .commands.export import export
 from .commands.pairs import pairs
 
 app = typer.Typer(
@@ -17,6 +18,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command(name="pairs")(pairs)
+app.command(name="export")(export)
 
 
 def main() -> None:
