@@ -7,7 +7,9 @@ import io
 import os
 import stat
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 from PIL import Image
 
@@ -16,7 +18,9 @@ from .format import detect_image_type
 from .pairlist import PairEntry
 from .problems import ProblemReport
 
-__all__ = ["check_images", "compute_images_sha256", "read_checked_image"]
+__all__ = ["compute_images_sha256", "decode_images", "hash_images", "read_checked_image"]
+
+T = TypeVar("T")
 
 _MISSING = "missing images"
 _UNREADABLE = "unreadable images"
@@ -32,43 +36,89 @@ class _ImageProblem(Exception):
         self.kind = kind
 
 
-def check_images(
+def hash_images(
     root: Path,
     entries: Iterable[PairEntry],
     report: ProblemReport,
     on_image: Callable[[], None] | None = None,
 ) -> dict[str, bytes]:
-    """Read and decode every distinct image that `entries` name, once each.
+    """Read every distinct image that `entries` name, once each, and hash it.
 
-    An image must be a regular file under `root`, start with the magic bytes
-    of a known image type, and decode with Pillow. Each failure goes to
-    `report`, naming the first line that uses the image.
+    An image must be a regular file under `root` that starts with the magic
+    bytes of a known image type. Each failure goes to `report`, naming the
+    first line that uses the image. Files are read by a thread pool.
 
     Args:
         root: The image folder that entry paths are relative to.
         entries: Pairs of the list, in list order.
         report: Receives missing, unreadable and invalid images.
-        on_image: Called after each image is checked, for progress bars.
+        on_image: Called after each image, for progress bars.
 
     Returns:
-        The SHA-256 digest of each valid image, by its path in the list.
+        The SHA-256 digest of each image that passed, by its path in the list.
     """
-    first_line: dict[str, int] = {}
-    for entry in entries:
-        first_line.setdefault(entry.path1, entry.line)
-        first_line.setdefault(entry.path2, entry.line)
+    first_lines = _first_lines(entries)
 
-    digests = {}
-    for path, line in first_line.items():
+    def hash_one(path: str) -> bytes:
+        return hashlib.sha256(_read_image_file(root / path)).digest()
+
+    return _run_checks(hash_one, first_lines, report, on_image)
+
+
+def decode_images(
+    root: Path,
+    entries: Iterable[PairEntry],
+    paths: Iterable[str],
+    report: ProblemReport,
+    on_image: Callable[[], None] | None = None,
+) -> None:
+    """Decode each image in `paths` with Pillow and record those that fail in `report`.
+
+    Args:
+        root: The image folder that the paths are relative to.
+        entries: Pairs of the list, for the line numbers in messages.
+        paths: Images that `hash_images` accepted.
+        report: Receives the images that do not decode.
+        on_image: Called after each image, for progress bars.
+    """
+    first_lines = _first_lines(entries)
+    selected = {path: first_lines[path] for path in paths}
+    _run_checks(lambda path: _decode(_read_image_file(root / path)), selected, report, on_image)
+
+
+def _first_lines(entries: Iterable[PairEntry]) -> dict[str, int]:
+    first_lines: dict[str, int] = {}
+    for entry in entries:
+        first_lines.setdefault(entry.path1, entry.line)
+        first_lines.setdefault(entry.path2, entry.line)
+    return first_lines
+
+
+def _run_checks(
+    check: Callable[[str], T],
+    first_lines: dict[str, int],
+    report: ProblemReport,
+    on_image: Callable[[], None] | None,
+) -> dict[str, T]:
+    # Threads overlap file reads, and Pillow decodes outside the GIL. The
+    # results come back in list order, so the report lists problems in order.
+    def outcome(path: str) -> T | _ImageProblem:
         try:
-            data = _read_valid_image(root / path)
+            return check(path)
         except _ImageProblem as problem:
-            report.add(problem.kind, f"line {line}: {path}: {problem}")
-        else:
-            digests[path] = hashlib.sha256(data).digest()
-        if on_image is not None:
-            on_image()
-    return digests
+            return problem
+
+    results = {}
+    with ThreadPoolExecutor() as executor:
+        for path, result in zip(first_lines, executor.map(outcome, first_lines), strict=True):
+            if isinstance(result, _ImageProblem):
+                line = first_lines[path]
+                report.add(result.kind, f"line {line}: {path}: {result}", line)
+            else:
+                results[path] = result
+            if on_image is not None:
+                on_image()
+    return results
 
 
 def compute_images_sha256(entries: Iterable[PairEntry], digests: dict[str, bytes]) -> str:
@@ -81,7 +131,7 @@ def compute_images_sha256(entries: Iterable[PairEntry], digests: dict[str, bytes
 
 
 def read_checked_image(root: Path, path: str, digest: bytes) -> bytes:
-    """Read an image that `check_images` accepted, and make sure it has not changed since.
+    """Read an image that `hash_images` accepted, and make sure it has not changed since.
 
     Raises:
         ImageError: The file can no longer be read, or its bytes differ from
@@ -98,26 +148,31 @@ def read_checked_image(root: Path, path: str, digest: bytes) -> bytes:
     return data
 
 
-def _read_valid_image(path: Path) -> bytes:
+def _read_image_file(path: Path) -> bytes:
     data = _read_regular_file(path)
     if not data:
         raise _ImageProblem(_INVALID, "the file is empty")
-    image_type = detect_image_type(data)
-    if image_type is None:
+    if detect_image_type(data) is None:
         raise _ImageProblem(
             _INVALID,
             f"not an image file (first bytes {data[:8].hex()}); expected {_KNOWN_TYPES}",
         )
+    return data
+
+
+def _decode(data: bytes) -> None:
+    image_type = detect_image_type(data)
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.verify()
-        # verify() checks structure only (PNG checksums, for example). With
-        # Pillow 13 a truncated JPEG passes it and fails only when decoded.
+        if image_type == "png":
+            # Only verify() checks PNG chunk checksums; it leaves the image
+            # unusable, so the decode below opens it again.
+            with Image.open(io.BytesIO(data)) as image:
+                image.verify()
+        # With Pillow 13 a truncated JPEG opens fine and fails only when decoded.
         with Image.open(io.BytesIO(data)) as image:
             image.load()
     except Exception as exc:  # Pillow's decoders raise many exception types on corrupt data.
         raise _ImageProblem(_INVALID, f"not a valid {image_type} image ({exc})") from None
-    return data
 
 
 def _read_regular_file(path: Path) -> bytes:

@@ -12,7 +12,7 @@ from pathlib import Path
 from .dataset_writer import find_up_to_date, write_dataset
 from .errors import BinconvError, PairListError
 from .format import DEFAULT_PAIRS_PER_SHARD, KEY_DIGITS
-from .imagecheck import check_images, compute_images_sha256, read_checked_image
+from .imagecheck import compute_images_sha256, decode_images, hash_images, read_checked_image
 from .manifest import Manifest, SourceInfo
 from .pairlist import PairEntry, decode_pair_list, parse_pair_list
 from .problems import ProblemReport
@@ -72,8 +72,8 @@ def build_pairs_dataset(
         lfw_extension: Extension of the image files an LFW list names.
         pairs_per_shard: Number of pairs per shard.
         overwrite: Rebuild even if an up-to-date dataset exists.
-        progress: Reports the stages "checking images" (distinct images)
-            and "writing pairs".
+        progress: Reports the stages "reading images" and "decoding images"
+            (distinct images each) and "writing pairs".
 
     Raises:
         PairListError: The list or its images have problems; the error lists
@@ -84,37 +84,53 @@ def build_pairs_dataset(
     _check_options(name, pairs_per_shard)
     data = _read_pair_list(pair_list_path)
     report = ProblemReport(str(pair_list_path))
-    pair_list = parse_pair_list(
-        decode_pair_list(data, report.source), report, list_format, lfw_extension
-    )
-    _check_pair_count(pair_list.entries, report)
-    digests: dict[str, bytes] = {}
-    if images_root.is_dir():
-        logger.info("checking the images of %d pairs in %s", len(pair_list.entries), images_root)
-        on_image = _start_stage(progress, "checking images", _count_images(pair_list.entries))
-        digests = check_images(images_root, pair_list.entries, report, on_image)
-    else:
-        report.add("missing images", f"image folder {images_root} not found")
-    report.raise_if_any(f" (images in {images_root})")
-
-    source = SourceInfo(
-        name=pair_list_path.name,
-        size=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        kind="pairs",
-        images_sha256=compute_images_sha256(pair_list.entries, digests),
-    )
+    text = decode_pair_list(data, report.source)
+    entries = parse_pair_list(text, report, list_format, lfw_extension).entries
+    _check_pair_count(entries, report)
+    digests = _hash_images(images_root, entries, report, progress)
     dataset_dir = join_url(out_root, name)
-    if not overwrite:
+
+    # Decoding every image is the slow part of the check, and images whose
+    # digests match the existing dataset's decoded fine when it was built.
+    if not len(report) and not overwrite:
+        source = _make_source(pair_list_path, data, entries, digests)
         existing = find_up_to_date(dataset_dir, name, source, pairs_per_shard)
         if existing is not None and existing.source == source:
             logger.info("%s is up to date with %s", dataset_dir, pair_list_path)
             return PairsBuildResult(existing, dataset_dir, written=False)
 
-    pairs = _iter_pairs(images_root, pair_list.entries, digests)
-    on_pair = _start_stage(progress, "writing pairs", len(pair_list.entries))
+    on_image = _start_stage(progress, "decoding images", len(digests))
+    decode_images(images_root, entries, digests, report, on_image)
+    report.raise_if_any(f" (images in {images_root})")
+
+    source = _make_source(pair_list_path, data, entries, digests)
+    pairs = _iter_pairs(images_root, entries, digests)
+    on_pair = _start_stage(progress, "writing pairs", len(entries))
     manifest = write_dataset(out_root, name, pairs, source, pairs_per_shard, on_pair)
     return PairsBuildResult(manifest, dataset_dir, written=True)
+
+
+def _hash_images(
+    root: Path, entries: Sequence[PairEntry], report: ProblemReport, progress: Progress | None
+) -> dict[str, bytes]:
+    if not root.is_dir():
+        report.add("missing images", f"image folder {root} not found")
+        return {}
+    logger.info("reading the images of %d pairs in %s", len(entries), root)
+    on_image = _start_stage(progress, "reading images", _count_images(entries))
+    return hash_images(root, entries, report, on_image)
+
+
+def _make_source(
+    pair_list_path: Path, data: bytes, entries: Sequence[PairEntry], digests: dict[str, bytes]
+) -> SourceInfo:
+    return SourceInfo(
+        name=pair_list_path.name,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        kind="pairs",
+        images_sha256=compute_images_sha256(entries, digests),
+    )
 
 
 def _check_options(name: str, pairs_per_shard: int) -> None:

@@ -255,3 +255,18 @@ def test_report_without_problems_does_not_raise() -> None:
     report = ProblemReport("pairs.txt")
     report.raise_if_any()
     assert len(report) == 0
+
+
+def test_report_orders_each_kind_by_line() -> None:
+    report = ProblemReport("pairs.txt")
+    report.add("invalid images", "line 9: b.jpg: not an image", 9)
+    report.add("missing images", "line 4: c.jpg: not found", 4)
+    report.add("invalid images", "line 3: a.jpg: not a valid jpg image", 3)
+    report.add("invalid images", "line 9: d.jpg: not an image", 9)
+
+    assert report.problems == (
+        "line 3: a.jpg: not a valid jpg image",
+        "line 9: b.jpg: not an image",
+        "line 9: d.jpg: not an image",
+        "line 4: c.jpg: not found",
+    )

@@ -265,6 +265,38 @@ def test_rerun_unchanged_is_noop(faces: FaceFolder, tmp_path: Path) -> None:
     assert {path.name: path.stat().st_mtime_ns for path in (out / "mylfw").iterdir()} == mtimes
 
 
+def test_rerun_reads_but_does_not_decode(faces: FaceFolder, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    build_pairs_dataset(faces.lfw_pairs, faces.root, str(out), "mylfw")
+    stages: list[tuple[str, int]] = []
+
+    def progress(stage: str, total: int) -> Callable[[], None]:
+        stages.append((stage, total))
+        return lambda: None
+
+    result = build_pairs_dataset(faces.lfw_pairs, faces.root, str(out), "mylfw", progress=progress)
+
+    assert not result.written
+    assert stages == [("reading images", 30)]
+
+
+def test_rerun_after_image_corruption_fails(faces: FaceFolder, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    build_pairs_dataset(faces.lfw_pairs, faces.root, str(out), "mylfw")
+    before = {path.name: path.read_bytes() for path in (out / "mylfw").iterdir()}
+    image = faces.root / lfw_path(other_name(3), 1)
+    image.write_bytes(image.read_bytes()[:3000])
+
+    with pytest.raises(PairListError) as caught:
+        build_pairs_dataset(faces.lfw_pairs, faces.root, str(out), "mylfw")
+
+    assert len(caught.value.problems) == 1
+    assert caught.value.problems[0].startswith(
+        f"line 10: {lfw_path(other_name(3), 1)}: not a valid"
+    )
+    assert {path.name: path.read_bytes() for path in (out / "mylfw").iterdir()} == before
+
+
 def test_rerun_with_overwrite_rebuilds(faces: FaceFolder, tmp_path: Path) -> None:
     out = tmp_path / "out"
     build_pairs_dataset(faces.lfw_pairs, faces.root, str(out), "mylfw")
@@ -315,12 +347,12 @@ def test_image_changed_during_write(faces: FaceFolder, tmp_path: Path) -> None:
     def change_image_after_last_check() -> None:
         nonlocal checked
         checked += 1
-        if checked == 30:  # the 30 distinct images of pairs.txt are checked
+        if checked == 30:  # the 30 distinct images of pairs.txt are decoded
             image.write_bytes(faces.root.joinpath(lfw_path(lfw_name(8), 1)).read_bytes())
 
     def progress(stage: str, total: int) -> Callable[[], None]:
         stages.append((stage, total))
-        return change_image_after_last_check if stage == "checking images" else lambda: None
+        return change_image_after_last_check if stage == "decoding images" else lambda: None
 
     stages: list[tuple[str, int]] = []
 
@@ -336,7 +368,7 @@ def test_image_changed_during_write(faces: FaceFolder, tmp_path: Path) -> None:
         )
 
     assert checked == 30
-    assert stages == [("checking images", 30), ("writing pairs", 20)]
+    assert stages == [("reading images", 30), ("decoding images", 30), ("writing pairs", 20)]
     assert [path.name for path in (out / "mylfw").iterdir()] == []
 
 
