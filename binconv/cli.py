@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from .commands.export import export
-from .commands.pairs import pairs
+from .commands.convert import convert_command
+from .commands.demo import demo_command
+from .commands.export import export_command
+from .commands.inspect import inspect_command
+from .commands.pairs import pairs_command
+from .commands.verify import verify_command
 
 app = typer.Typer(
     name="binconv",
@@ -17,8 +21,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.command(name="pairs")(pairs)
-app.command(name="export")(export)
+
+app.command("convert")(convert_command)
+app.command("inspect")(inspect_command)
+app.command("verify")(verify_command)
+app.command("demo")(demo_command)
+app.command("pairs")(pairs_command)
+app.command("export")(export_command)
 
 
 def main() -> None:

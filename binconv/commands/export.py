@@ -10,11 +10,11 @@ from ..export import export_dataset
 from . import configure_logging, exits_on_error
 from .progress import ProgressBars
 
-__all__ = ["export"]
+__all__ = ["export_command"]
 
 
 @exits_on_error
-def export(
+def export_command(
     dataset: Annotated[
         str,
         typer.Argument(

@@ -13,7 +13,7 @@ from ..pairs_build import PairsBuildResult, build_pairs_dataset
 from . import configure_logging, exits_on_error
 from .progress import ProgressBars
 
-__all__ = ["pairs"]
+__all__ = ["pairs_command"]
 
 
 class PairListFormat(str, Enum):
@@ -26,7 +26,7 @@ class PairListFormat(str, Enum):
 
 
 @exits_on_error
-def pairs(
+def pairs_command(
     pair_list: Annotated[
         Path,
         typer.Argument(
