@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 import fsspec
 
+from .convert import ConvertProgress
 from .dataset_reader import iter_pairs, locate_dataset
 from .errors import BinconvError
 from .legacy_pickle import LegacyBinWriter
-from .progress import Progress
+from .progress import progress_stage
 from .storage import is_remote, open_atomic_write
 
 __all__ = ["ExportResult", "export_dataset"]
@@ -37,7 +38,7 @@ class ExportResult:
 
 
 def export_dataset(
-    dataset: str, out: str, *, overwrite: bool = False, progress: Progress | None = None
+    dataset: str, out: str, *, overwrite: bool = False, progress: ConvertProgress | None = None
 ) -> ExportResult:
     """Write the pairs of a converted dataset as a legacy `.bin` file.
 
@@ -50,7 +51,7 @@ def export_dataset(
         dataset: Dataset folder or manifest, as a local path or URL.
         out: Path or URL of the `.bin` file to write.
         overwrite: Replace `out` if it exists.
-        progress: Reports the stage "exporting pairs".
+        progress: Reports the stage "NAME: exporting pairs".
 
     Raises:
         ManifestError: No valid manifest was found at `dataset`.
@@ -67,9 +68,9 @@ def export_dataset(
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
 
     num_pairs = location.manifest.num_pairs
-    on_pair = None if progress is None else progress("exporting pairs", num_pairs)
     logger.info("exporting %d pairs of %s to %s", num_pairs, location.manifest_url, out)
-    with open_atomic_write(out) as stream:
+    stage = progress_stage(progress, f"{location.manifest.name}: exporting pairs", num_pairs)
+    with stage as on_pair, open_atomic_write(out) as stream:
         writer = LegacyBinWriter(stream)
         for pair in iter_pairs(location):
             writer.add_pair(pair.img1, pair.img2, pair.issame)

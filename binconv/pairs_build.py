@@ -5,18 +5,19 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .dataset_writer import find_up_to_date, write_dataset
-from .errors import BinconvError, PairListError
+from .convert import ConvertProgress
+from .dataset_writer import find_up_to_date, read_manifest_if_any, write_dataset
+from .errors import BinconvError, ManifestError, PairListError
 from .format import DEFAULT_PAIRS_PER_SHARD, KEY_DIGITS
 from .imagecheck import compute_images_sha256, decode_images, hash_images, read_checked_image
 from .manifest import Manifest, SourceInfo
 from .pairlist import PairEntry, decode_pair_list, parse_pair_list
 from .problems import ProblemReport
-from .progress import Progress
+from .progress import progress_stage
 from .shardwriter import Pair
 from .storage import join_url
 
@@ -54,14 +55,14 @@ def build_pairs_dataset(
     lfw_extension: str = "jpg",
     pairs_per_shard: int = DEFAULT_PAIRS_PER_SHARD,
     overwrite: bool = False,
-    progress: Progress | None = None,
+    progress: ConvertProgress | None = None,
 ) -> PairsBuildResult:
     """Check a pair list and every image it names, then write them as pair shards.
 
     Nothing is written unless the whole list and every image are valid. The
-    pairs keep the list's order and the images keep their bytes. A dataset
-    already built from the same list, images and shard size is kept as it is
-    unless `overwrite` is set.
+    pairs keep the list's order and the images keep their bytes. Without
+    `overwrite`, a dataset already built from the same list, images and shard
+    size is kept as it is, and any other dataset at `out_root/name` is an error.
 
     Args:
         pair_list_path: LFW `pairs.txt`, or a CSV or TSV of `path1, path2, label`.
@@ -71,7 +72,7 @@ def build_pairs_dataset(
         list_format: `lfw`, `csv`, `tsv` or `auto` (see `detect_format`).
         lfw_extension: Extension of the image files an LFW list names.
         pairs_per_shard: Number of pairs per shard.
-        overwrite: Rebuild even if an up-to-date dataset exists.
+        overwrite: Replace an existing dataset, even an up-to-date one.
         progress: Reports the stages "reading images" and "decoding images"
             (distinct images each) and "writing pairs".
 
@@ -79,7 +80,9 @@ def build_pairs_dataset(
         PairListError: The list or its images have problems; the error lists
             all of them.
         ImageError: An image changed between the check and the write.
-        BinconvError: The name or the shard size is invalid.
+        ManifestError: An existing manifest is invalid and `overwrite` is not set.
+        BinconvError: The name or the shard size is invalid, or a dataset
+            built from other input exists and `overwrite` is not set.
     """
     _check_options(name, pairs_per_shard)
     data = _read_pair_list(pair_list_path)
@@ -87,38 +90,81 @@ def build_pairs_dataset(
     text = decode_pair_list(data, report.source)
     entries = parse_pair_list(text, report, list_format, lfw_extension).entries
     _check_pair_count(entries, report)
-    digests = _hash_images(images_root, entries, report, progress)
+    digests = _hash_images(images_root, entries, report, progress, f"{name}: reading images")
     dataset_dir = join_url(out_root, name)
+    source = None if len(report) else _make_source(pair_list_path, data, entries, digests)
 
-    # Decoding every image is the slow part of the check, and images whose
-    # digests match the existing dataset's decoded fine when it was built.
-    if not len(report) and not overwrite:
-        source = _make_source(pair_list_path, data, entries, digests)
-        existing = find_up_to_date(dataset_dir, name, source, pairs_per_shard)
-        if existing is not None and existing.source == source:
+    # Decoding is the slow part of the check, so an existing dataset is
+    # compared first: images with the digests it records decoded fine then.
+    existing = None if overwrite else _read_existing(dataset_dir, name)
+    if existing is not None and source is not None:
+        if _is_up_to_date(existing, dataset_dir, source, pairs_per_shard):
             logger.info("%s is up to date with %s", dataset_dir, pair_list_path)
             return PairsBuildResult(existing, dataset_dir, written=False)
+        raise BinconvError(
+            f"{dataset_dir}: an existing dataset {_difference(existing, source, pairs_per_shard)}; "
+            "rerun with --overwrite to replace it"
+        )
 
-    on_image = _start_stage(progress, "decoding images", len(digests))
-    decode_images(images_root, entries, digests, report, on_image)
+    with progress_stage(progress, f"{name}: decoding images", len(digests)) as on_image:
+        decode_images(images_root, entries, digests, report, on_image)
     report.raise_if_any(f" (images in {images_root})")
 
-    source = _make_source(pair_list_path, data, entries, digests)
+    assert source is not None  # every image passed, so every digest is known
     pairs = _iter_pairs(images_root, entries, digests)
-    on_pair = _start_stage(progress, "writing pairs", len(entries))
-    manifest = write_dataset(out_root, name, pairs, source, pairs_per_shard, on_pair)
+    with progress_stage(progress, f"{name}: writing pairs", len(entries)) as on_pair:
+        manifest = write_dataset(out_root, name, pairs, source, pairs_per_shard, on_pair)
     return PairsBuildResult(manifest, dataset_dir, written=True)
 
 
+def _read_existing(dataset_dir: str, name: str) -> Manifest | None:
+    try:
+        return read_manifest_if_any(dataset_dir, name)
+    except ManifestError as exc:
+        raise ManifestError(f"{exc}; rerun with --overwrite to replace the dataset") from None
+
+
+def _is_up_to_date(
+    existing: Manifest, dataset_dir: str, source: SourceInfo, pairs_per_shard: int
+) -> bool:
+    # find_up_to_date compares the list file and checks that every shard is
+    # there; the images digest only the full source comparison covers.
+    if existing.source != source:
+        return False
+    return find_up_to_date(dataset_dir, existing.name, source, pairs_per_shard) is not None
+
+
+def _difference(existing: Manifest, source: SourceInfo, pairs_per_shard: int) -> str:
+    old = existing.source
+    if old.kind != "pairs":
+        return f"was converted from {old.name}, not built from a pair list"
+    if (old.name, old.size, old.sha256) != (source.name, source.size, source.sha256):
+        return (
+            f"was built from another pair list ({old.name}, sha256 {old.sha256[:12]}...; "
+            f"this list has {source.sha256[:12]}...)"
+        )
+    if old.images_sha256 != source.images_sha256:
+        return "was built from other images: at least one image was added, removed or changed"
+    if existing.pairs_per_shard != pairs_per_shard:
+        return (
+            f"has {existing.pairs_per_shard} pairs per shard, but {pairs_per_shard} were requested"
+        )
+    return "has missing or changed shards"
+
+
 def _hash_images(
-    root: Path, entries: Sequence[PairEntry], report: ProblemReport, progress: Progress | None
+    root: Path,
+    entries: Sequence[PairEntry],
+    report: ProblemReport,
+    progress: ConvertProgress | None,
+    stage: str,
 ) -> dict[str, bytes]:
     if not root.is_dir():
         report.add("missing images", f"image folder {root} not found")
         return {}
     logger.info("reading the images of %d pairs in %s", len(entries), root)
-    on_image = _start_stage(progress, "reading images", _count_images(entries))
-    return hash_images(root, entries, report, on_image)
+    with progress_stage(progress, stage, _count_images(entries)) as on_image:
+        return hash_images(root, entries, report, on_image)
 
 
 def _make_source(
@@ -166,10 +212,6 @@ def _check_pair_count(entries: Sequence[PairEntry], report: ProblemReport) -> No
 
 def _count_images(entries: Sequence[PairEntry]) -> int:
     return len({path for entry in entries for path in (entry.path1, entry.path2)})
-
-
-def _start_stage(progress: Progress | None, stage: str, total: int) -> Callable[[], None] | None:
-    return None if progress is None else progress(stage, total)
 
 
 def _iter_pairs(

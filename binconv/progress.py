@@ -1,12 +1,31 @@
-"""The progress callback type that long-running library functions accept."""
+"""Reporting one stage of a long-running library function to a `ConvertProgress`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
-__all__ = ["Progress"]
+if TYPE_CHECKING:
+    from .convert import ConvertProgress
 
-# Called once per stage with a description and the number of items of the
-# stage; returns a callback that the function calls after each item. The
-# CLI passes `binconv.commands.progress.ProgressBars`.
-Progress = Callable[[str, int], Callable[[], None]]
+__all__ = ["progress_stage"]
+
+
+@contextlib.contextmanager
+def progress_stage(
+    progress: ConvertProgress | None, name: str, total: int
+) -> Iterator[Callable[[], None] | None]:
+    """Start stage `name` of `total` items and yield the callback that counts one item.
+
+    The stage is finished when the block ends, even by an exception. Without
+    `progress`, the block gets None.
+    """
+    if progress is None:
+        yield None
+        return
+    progress.start(name, total)
+    try:
+        yield progress.advance
+    finally:
+        progress.finish()

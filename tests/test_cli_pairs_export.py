@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 import sysconfig
@@ -41,30 +42,56 @@ def pairs_args(faces: FaceFolder, out: Path, *extra: str) -> list[str]:
 
 def test_pairs_prints_summary(faces: FaceFolder, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = runner.invoke(app, pairs_args(faces, out, "--pairs-per-shard", "8", "--quiet"))
+    result = runner.invoke(app, pairs_args(faces, out, "--pairs-per-shard", "8"))
 
     assert result.exit_code == 0, result.output
-    assert result.stdout == (
-        f"mylfw: 20 pairs (10 positive, 10 negative) in 3 shards -> {out / 'mylfw'}\n"
-    )
     manifest = json.loads((out / "mylfw" / "mylfw.json").read_text())
+    megabytes = sum(shard["size"] for shard in manifest["shardlist"]) / 1e6
+    expected = (
+        f"mylfw: 20 pairs (10 same, 10 different) in 3 shards, {megabytes:.1f} MB -> "
+        f"{out / 'mylfw'} ("
+    )
+    assert result.stdout.startswith(expected)
+    assert re.fullmatch(r"\d+\.\d s\)\n", result.stdout[len(expected) :])
     assert manifest["num_pairs"] == 20
     assert manifest["source"]["kind"] == "pairs"
 
 
+def test_pairs_quiet_prints_nothing(faces: FaceFolder, tmp_path: Path) -> None:
+    result = runner.invoke(app, pairs_args(faces, tmp_path / "out", "--quiet"))
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert result.stderr == ""
+    assert (tmp_path / "out" / "mylfw" / "mylfw.json").is_file()
+
+
 def test_pairs_rerun_says_up_to_date(faces: FaceFolder, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    runner.invoke(app, pairs_args(faces, out, "-q"))
+    runner.invoke(app, pairs_args(faces, out))
 
-    result = runner.invoke(app, pairs_args(faces, out, "-q"))
+    result = runner.invoke(app, pairs_args(faces, out))
 
     assert result.exit_code == 0, result.output
     assert result.stdout == (
-        f"mylfw: up to date with pairs.txt in {out / 'mylfw'}, 20 pairs (10 positive, "
-        "10 negative); nothing written (pass --overwrite to rebuild)\n"
+        f"mylfw: up to date with {faces.lfw_pairs}, nothing to do "
+        f"(20 pairs in {out / 'mylfw'}; --overwrite rebuilds it)\n"
     )
-    rebuilt = runner.invoke(app, pairs_args(faces, out, "-q", "--overwrite"))
-    assert rebuilt.stdout.endswith(f"in 1 shard -> {out / 'mylfw'}\n")
+    rebuilt = runner.invoke(app, pairs_args(faces, out, "--overwrite"))
+    assert f"in 1 shard, 0.3 MB -> {out / 'mylfw'} (" in rebuilt.stdout
+
+
+def test_pairs_other_input_exits_2(faces: FaceFolder, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    runner.invoke(app, pairs_args(faces, out, "-q"))
+
+    result = runner.invoke(app, pairs_args(faces, out, "-q", "--pairs-per-shard", "7"))
+
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"binconv: error: {out / 'mylfw'}: an existing dataset has 500 pairs per shard, "
+        "but 7 were requested; rerun with --overwrite to replace it\n"
+    )
 
 
 def test_pairs_bad_input_lists_problems(faces: FaceFolder, tmp_path: Path) -> None:
@@ -109,11 +136,11 @@ def test_export_prints_summary(faces: FaceFolder, tmp_path: Path) -> None:
     runner.invoke(app, pairs_args(faces, tmp_path / "out", "-q"))
     out = tmp_path / "mylfw.bin"
 
-    result = runner.invoke(app, ["export", str(tmp_path / "out" / "mylfw"), "-o", str(out), "-q"])
+    result = runner.invoke(app, ["export", str(tmp_path / "out" / "mylfw"), "-o", str(out)])
 
     assert result.exit_code == 0, result.output
-    size = out.stat().st_size
-    assert result.stdout == f"{out}: 20 pairs (10 positive, 10 negative), {size} bytes\n"
+    megabytes = out.stat().st_size / 1e6
+    assert result.stdout == f"{out}: 20 pairs (10 same, 10 different), {megabytes:.1f} MB\n"
     images, issame = pickle.loads(out.read_bytes())
     assert images[0] == faces.lfw_expected[0][0]
     assert issame == [expected[2] for expected in faces.lfw_expected]

@@ -6,7 +6,6 @@ import io
 import pickle
 import pickletools
 import random
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from binconv.legacy_pickle import LegacyBinWriter
 from binconv.pairs_build import build_pairs_dataset
 
 from .face_folders import FaceFolder, build_face_folder
+from .progress_recorder import RecordingProgress
 
 ExpectedPair = tuple[bytes, bytes, bool]
 
@@ -160,15 +160,9 @@ def test_export_of_missing_dataset_is_rejected(tmp_path: Path) -> None:
 
 
 def test_export_reports_progress(csv_dataset: Path, tmp_path: Path) -> None:
-    calls: list[str] = []
-
-    def count_pair() -> None:
-        calls.append("pair")
-
-    def progress(stage: str, total: int) -> Callable[[], None]:
-        calls.append(f"{stage} {total}")
-        return count_pair
+    progress = RecordingProgress()
 
     export_dataset(str(csv_dataset), str(tmp_path / "faces.bin"), progress=progress)
 
-    assert calls == ["exporting pairs 20"] + ["pair"] * 20
+    assert progress.started == [("faces: exporting pairs", 20)]
+    assert progress.finished == [("faces: exporting pairs", 20)]

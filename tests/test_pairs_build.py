@@ -7,7 +7,6 @@ import io
 import json
 import os
 import tarfile
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,10 +14,11 @@ import webdataset as wds
 from PIL import Image
 
 from binconv.dataset_reader import iter_pairs, locate_dataset
-from binconv.errors import BinconvError, ImageError, PairListError
+from binconv.errors import BinconvError, ImageError, ManifestError, PairListError
 from binconv.pairs_build import build_pairs_dataset
 
 from .face_folders import FaceFolder, build_face_folder, lfw_name, lfw_path, other_name
+from .progress_recorder import RecordingProgress
 
 
 @pytest.fixture
@@ -268,32 +268,31 @@ def test_rerun_unchanged_is_noop(faces: FaceFolder, tmp_path: Path) -> None:
 def test_rerun_reads_but_does_not_decode(faces: FaceFolder, tmp_path: Path) -> None:
     out = tmp_path / "out"
     build_pairs_dataset(faces.lfw_pairs, faces.root, str(out), "mylfw")
-    stages: list[tuple[str, int]] = []
-
-    def progress(stage: str, total: int) -> Callable[[], None]:
-        stages.append((stage, total))
-        return lambda: None
+    progress = RecordingProgress()
 
     result = build_pairs_dataset(faces.lfw_pairs, faces.root, str(out), "mylfw", progress=progress)
 
     assert not result.written
-    assert stages == [("reading images", 30)]
+    assert progress.started == [("mylfw: reading images", 30)]
+    assert progress.finished == [("mylfw: reading images", 30)]
 
 
-def test_rerun_after_image_corruption_fails(faces: FaceFolder, tmp_path: Path) -> None:
+def test_rerun_after_image_corruption(faces: FaceFolder, tmp_path: Path) -> None:
     out = tmp_path / "out"
     build_pairs_dataset(faces.lfw_pairs, faces.root, str(out), "mylfw")
     before = {path.name: path.read_bytes() for path in (out / "mylfw").iterdir()}
     image = faces.root / lfw_path(other_name(3), 1)
     image.write_bytes(image.read_bytes()[:3000])
 
-    with pytest.raises(PairListError) as caught:
+    with pytest.raises(BinconvError, match="was built from other images") as without_overwrite:
         build_pairs_dataset(faces.lfw_pairs, faces.root, str(out), "mylfw")
+    with pytest.raises(PairListError) as with_overwrite:
+        build_pairs_dataset(faces.lfw_pairs, faces.root, str(out), "mylfw", overwrite=True)
 
-    assert len(caught.value.problems) == 1
-    assert caught.value.problems[0].startswith(
-        f"line 10: {lfw_path(other_name(3), 1)}: not a valid"
-    )
+    assert not isinstance(without_overwrite.value, PairListError)
+    assert len(with_overwrite.value.problems) == 1
+    problem = with_overwrite.value.problems[0]
+    assert problem.startswith(f"line 10: {lfw_path(other_name(3), 1)}: not a valid jpg image")
     assert {path.name: path.read_bytes() for path in (out / "mylfw").iterdir()} == before
 
 
@@ -310,7 +309,7 @@ def test_rerun_with_overwrite_rebuilds(faces: FaceFolder, tmp_path: Path) -> Non
     assert read_back(out / "mylfw") == faces.lfw_expected
 
 
-def test_rerun_after_image_change_rebuilds(faces: FaceFolder, tmp_path: Path) -> None:
+def test_rerun_after_image_change_needs_overwrite(faces: FaceFolder, tmp_path: Path) -> None:
     out = tmp_path / "out"
     first = build_pairs_dataset(faces.lfw_pairs, faces.root, str(out), "mylfw")
     changed = faces.root / lfw_path(lfw_name(0), 1)
@@ -319,19 +318,27 @@ def test_rerun_after_image_change_rebuilds(faces: FaceFolder, tmp_path: Path) ->
         image.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(buffer, format="JPEG")
     changed.write_bytes(buffer.getvalue())
 
-    second = build_pairs_dataset(faces.lfw_pairs, faces.root, str(out), "mylfw")
+    with pytest.raises(BinconvError) as caught:
+        build_pairs_dataset(faces.lfw_pairs, faces.root, str(out), "mylfw")
+    second = build_pairs_dataset(faces.lfw_pairs, faces.root, str(out), "mylfw", overwrite=True)
 
+    assert str(caught.value) == (
+        f"{out / 'mylfw'}: an existing dataset was built from other images: at least one image "
+        "was added, removed or changed; rerun with --overwrite to replace it"
+    )
     assert second.written
     assert second.manifest.source.sha256 == first.manifest.source.sha256
     assert second.manifest.source.images_sha256 != first.manifest.source.images_sha256
     assert read_back(out / "mylfw")[0][0] == buffer.getvalue()
 
 
-def test_rerun_other_shard_size_rebuilds(faces: FaceFolder, tmp_path: Path) -> None:
+def test_rerun_other_shard_size_needs_overwrite(faces: FaceFolder, tmp_path: Path) -> None:
     out = tmp_path / "out"
     build_pairs_dataset(faces.lfw_pairs, faces.root, str(out), "mylfw", pairs_per_shard=5)
 
-    result = build_pairs_dataset(faces.lfw_pairs, faces.root, str(out), "mylfw")
+    with pytest.raises(BinconvError, match="has 5 pairs per shard, but 500 were requested"):
+        build_pairs_dataset(faces.lfw_pairs, faces.root, str(out), "mylfw")
+    result = build_pairs_dataset(faces.lfw_pairs, faces.root, str(out), "mylfw", overwrite=True)
 
     assert result.written
     assert sorted(path.name for path in (out / "mylfw").iterdir()) == [
@@ -340,35 +347,60 @@ def test_rerun_other_shard_size_rebuilds(faces: FaceFolder, tmp_path: Path) -> N
     ]
 
 
+def test_rerun_with_other_list_needs_overwrite(faces: FaceFolder, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    build_pairs_dataset(faces.lfw_pairs, faces.root, str(out), "faces")
+
+    with pytest.raises(BinconvError, match=r"was built from another pair list \(pairs\.txt"):
+        build_pairs_dataset(faces.csv_pairs, faces.root, str(out), "faces")
+    result = build_pairs_dataset(faces.csv_pairs, faces.root, str(out), "faces", overwrite=True)
+
+    assert read_back(out / "faces") == faces.csv_expected
+    assert result.manifest.source.name == "pairs.csv"
+
+
+def test_missing_shard_of_existing_dataset(faces: FaceFolder, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    build_pairs_dataset(faces.lfw_pairs, faces.root, str(out), "mylfw", pairs_per_shard=5)
+    (out / "mylfw" / "mylfw-000002.tar").unlink()
+
+    with pytest.raises(BinconvError, match="an existing dataset has missing or changed shards"):
+        build_pairs_dataset(faces.lfw_pairs, faces.root, str(out), "mylfw", pairs_per_shard=5)
+
+
+def test_invalid_existing_manifest_needs_overwrite(faces: FaceFolder, tmp_path: Path) -> None:
+    manifest = tmp_path / "out" / "mylfw" / "mylfw.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text("{not json")
+
+    with pytest.raises(ManifestError, match="rerun with --overwrite to replace the dataset"):
+        build_pairs_dataset(faces.lfw_pairs, faces.root, str(tmp_path / "out"), "mylfw")
+    build_pairs_dataset(faces.lfw_pairs, faces.root, str(tmp_path / "out"), "mylfw", overwrite=True)
+
+    assert read_back(tmp_path / "out" / "mylfw") == faces.lfw_expected
+
+
 def test_image_changed_during_write(faces: FaceFolder, tmp_path: Path) -> None:
     image = faces.root / lfw_path(lfw_name(8), 2)
-    checked = 0
 
-    def change_image_after_last_check() -> None:
-        nonlocal checked
-        checked += 1
-        if checked == 30:  # the 30 distinct images of pairs.txt are decoded
+    def change_image_after_last_decode(stage: str, count: int) -> None:
+        if stage == "mylfw: decoding images" and count == 30:
             image.write_bytes(faces.root.joinpath(lfw_path(lfw_name(8), 1)).read_bytes())
 
-    def progress(stage: str, total: int) -> Callable[[], None]:
-        stages.append((stage, total))
-        return change_image_after_last_check if stage == "decoding images" else lambda: None
-
-    stages: list[tuple[str, int]] = []
-
+    progress = RecordingProgress(change_image_after_last_decode)
     out = tmp_path / "out"
     with pytest.raises(ImageError, match="changed while the dataset was being written"):
         build_pairs_dataset(
-            faces.lfw_pairs,
-            faces.root,
-            str(out),
-            "mylfw",
-            pairs_per_shard=4,
-            progress=progress,
+            faces.lfw_pairs, faces.root, str(out), "mylfw", pairs_per_shard=4, progress=progress
         )
 
-    assert checked == 30
-    assert stages == [("reading images", 30), ("decoding images", 30), ("writing pairs", 20)]
+    # Pair 13 is the first with the changed image: pairs 0-12 were written,
+    # three full shards of them, and then removed.
+    assert progress.finished == [
+        ("mylfw: reading images", 30),
+        ("mylfw: decoding images", 30),
+        ("mylfw: writing pairs", 13),
+    ]
     assert [path.name for path in (out / "mylfw").iterdir()] == []
 
 

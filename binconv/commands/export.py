@@ -8,7 +8,7 @@ import typer
 
 from ..export import export_dataset
 from . import configure_logging, exits_on_error
-from .progress import ProgressBars
+from ._progress import TqdmProgress, progress_enabled
 
 __all__ = ["export_command"]
 
@@ -31,7 +31,9 @@ def export_command(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace the .bin file if it exists.")
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Show no progress bar.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print no progress bar and no summary line.")
+    ] = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log each step on stderr.")
     ] = False,
@@ -44,9 +46,11 @@ def export_command(
     it again gives byte-identical shards at the same --pairs-per-shard.
     """
     configure_logging(verbose)
-    with ProgressBars(quiet) as progress:
-        result = export_dataset(dataset, out, overwrite=overwrite, progress=progress)
+    progress = TqdmProgress() if progress_enabled(quiet) else None
+    result = export_dataset(dataset, out, overwrite=overwrite, progress=progress)
+    if quiet:
+        return
     typer.echo(
-        f"{result.path}: {result.num_pairs} pairs ({result.num_positive} positive, "
-        f"{result.num_pairs - result.num_positive} negative), {result.size} bytes"
+        f"{result.path}: {result.num_pairs} pairs ({result.num_positive} same, "
+        f"{result.num_pairs - result.num_positive} different), {result.size / 1e6:.1f} MB"
     )

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ..convert import ConversionResult
 from ..format import DEFAULT_PAIRS_PER_SHARD
-from ..pairs_build import PairsBuildResult, build_pairs_dataset
+from ..pairs_build import build_pairs_dataset
 from . import configure_logging, exits_on_error
-from .progress import ProgressBars
+from ._progress import TqdmProgress, progress_enabled
+from .convert import format_summary
 
 __all__ = ["pairs_command"]
 
@@ -87,10 +90,13 @@ def pairs_command(
         bool,
         typer.Option(
             "--overwrite",
-            help="Rebuild the dataset even if it is up to date with the list and images.",
+            help="Replace an existing dataset, even one that is up to date. Without it, an "
+            "up-to-date dataset is kept and one built from other input is an error.",
         ),
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Show no progress bars.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print no progress bars and no summary line.")
+    ] = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log each step on stderr.")
     ] = False,
@@ -103,31 +109,28 @@ def pairs_command(
     written, and the exit status is 2.
     """
     configure_logging(verbose)
-    with ProgressBars(quiet) as progress:
-        result = build_pairs_dataset(
-            pair_list,
-            images,
-            out,
-            name,
-            list_format=list_format.value,
-            lfw_extension=lfw_extension.lstrip("."),
-            pairs_per_shard=pairs_per_shard,
-            overwrite=overwrite,
-            progress=progress,
-        )
-    typer.echo(_summary(result))
-
-
-def _summary(result: PairsBuildResult) -> str:
-    manifest = result.manifest
-    counts = (
-        f"{manifest.num_pairs} pairs ({manifest.num_positive} positive, "
-        f"{manifest.num_negative} negative)"
+    started = time.monotonic()
+    progress = TqdmProgress(unit="") if progress_enabled(quiet) else None
+    result = build_pairs_dataset(
+        pair_list,
+        images,
+        out,
+        name,
+        list_format=list_format.value,
+        lfw_extension=lfw_extension.lstrip("."),
+        pairs_per_shard=pairs_per_shard,
+        overwrite=overwrite,
+        progress=progress,
     )
-    if not result.written:
-        return (
-            f"{manifest.name}: up to date with {manifest.source.name} in {result.dataset_dir}, "
-            f"{counts}; nothing written (pass --overwrite to rebuild)"
-        )
-    shards = "1 shard" if len(manifest.shards) == 1 else f"{len(manifest.shards)} shards"
-    return f"{manifest.name}: {counts} in {shards} -> {result.dataset_dir}"
+    if quiet:
+        return
+    # The same summary line as 'binconv convert', with the pair list as the source.
+    summary = ConversionResult(
+        name=result.manifest.name,
+        source=pair_list,
+        dataset_dir=result.dataset_dir,
+        manifest=result.manifest,
+        skipped=not result.written,
+        seconds=time.monotonic() - started,
+    )
+    typer.echo(format_summary(summary))
