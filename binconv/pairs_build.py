@@ -127,8 +127,8 @@ def _read_existing(dataset_dir: str, name: str) -> Manifest | None:
 def _is_up_to_date(
     existing: Manifest, dataset_dir: str, source: SourceInfo, pairs_per_shard: int
 ) -> bool:
-    # find_up_to_date compares the list file and checks that every shard is
-    # there; the images digest only the full source comparison covers.
+    # find_up_to_date compares only the size and SHA-256 of the list file, so
+    # the images digest is compared here, with the rest of the source.
     if existing.source != source:
         return False
     return find_up_to_date(dataset_dir, existing.name, source, pairs_per_shard) is not None

@@ -167,7 +167,7 @@ def test_export_existing_file_exits_2(faces: FaceFolder, tmp_path: Path) -> None
             "pairs",
             [
                 "--images",
-                "--out",
+                "--output",
                 "--name",
                 "--format",
                 "--lfw-extension",
@@ -177,7 +177,7 @@ def test_export_existing_file_exits_2(faces: FaceFolder, tmp_path: Path) -> None
                 "--verbose",
             ],
         ),
-        ("export", ["--out", "--overwrite", "--quiet", "--verbose"]),
+        ("export", ["--output", "--overwrite", "--quiet", "--verbose"]),
     ],
 )
 def test_help_describes_every_option(command: str, options: list[str]) -> None:

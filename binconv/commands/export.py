@@ -18,14 +18,14 @@ def export_command(
     dataset: Annotated[
         str,
         typer.Argument(
-            help="Dataset folder (OUT/NAME) or its NAME.json manifest, as a path or URL.",
+            help="Dataset folder (OUTPUT/NAME) or its NAME.json manifest, as a path or URL.",
             show_default=False,
         ),
     ],
-    out: Annotated[
+    output: Annotated[
         str,
         typer.Option(
-            "--out", "-o", help="Path or URL of the .bin file to write.", show_default=False
+            "--output", "-o", help="Path or URL of the .bin file to write.", show_default=False
         ),
     ],
     overwrite: Annotated[
@@ -47,7 +47,7 @@ def export_command(
     """
     configure_logging(verbose)
     progress = TqdmProgress() if progress_enabled(quiet) else None
-    result = export_dataset(dataset, out, overwrite=overwrite, progress=progress)
+    result = export_dataset(dataset, output, overwrite=overwrite, progress=progress)
     if quiet:
         return
     typer.echo(

@@ -47,12 +47,12 @@ def pairs_command(
             show_default=False,
         ),
     ],
-    out: Annotated[
+    output: Annotated[
         str,
         typer.Option(
-            "--out",
+            "--output",
             "-o",
-            help="Output folder or URL; the dataset is written to OUT/NAME/.",
+            help="Output folder or URL; the dataset is written to OUTPUT/NAME/.",
             show_default=False,
         ),
     ],
@@ -114,7 +114,7 @@ def pairs_command(
     result = build_pairs_dataset(
         pair_list,
         images,
-        out,
+        output,
         name,
         list_format=list_format.value,
         lfw_extension=lfw_extension.lstrip("."),
