@@ -295,7 +295,7 @@ def _split_row(line: str, delimiter: str) -> list[str] | None:
     # One physical line is one row: quoted fields may hold the delimiter,
     # but not a line break, so every row keeps its own line number.
     try:
-        row = next(csv.reader([line], delimiter=delimiter, strict=True))
+        row = next(csv.reader([line], delimiter=delimiter, skipinitialspace=True, strict=True))
     except csv.Error:
         return None
     return [field.strip() for field in row]

@@ -142,8 +142,11 @@ def test_csv_without_header_keeps_first_row() -> None:
 
 
 def test_csv_quoted_paths_with_commas() -> None:
-    entries, _ = parse('"me, myself.jpg","./b//c.jpg",0\n', "list.csv")
-    assert entries == [PairEntry("me, myself.jpg", "b/c.jpg", False, 1)]
+    entries, _ = parse('"me, myself.jpg","./b//c.jpg",0\na.jpg, "b, c.jpg", 1\n', "list.csv")
+    assert entries == [
+        PairEntry("me, myself.jpg", "b/c.jpg", False, 1),
+        PairEntry("a.jpg", "b, c.jpg", True, 2),
+    ]
 
 
 def test_tsv_paths_with_spaces_and_commas() -> None:
