@@ -180,6 +180,23 @@ def test_bad_images_reported_together(faces: FaceFolder, tmp_path: Path) -> None
     assert not out.exists()
 
 
+def test_png_with_bad_checksum_is_invalid(faces: FaceFolder, tmp_path: Path) -> None:
+    png = faces.root / "png" / "other_00.png"
+    data = bytearray(png.read_bytes())
+    crc_end = data.index(b"IEND") - 4  # the last IDAT chunk's CRC ends where IEND's length starts
+    data[crc_end - 1] ^= 0xFF
+    png.write_bytes(bytes(data))
+    with Image.open(png) as image:
+        image.load()  # a plain decode does not notice
+
+    with pytest.raises(PairListError) as caught:
+        build_pairs_dataset(faces.csv_pairs, faces.root, str(tmp_path / "out"), "mycsv")
+
+    (problem,) = caught.value.problems
+    assert problem.startswith("line 20: png/other_00.png: not a valid png image (")
+    assert "checksum" in problem
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can read files without read permission")
 def test_file_without_read_permission(faces: FaceFolder, tmp_path: Path) -> None:
     image = faces.root / lfw_path(lfw_name(0), 1)
