@@ -11,7 +11,9 @@ process whose peak RSS it reports:
   and hash each distinct image, decode each distinct image, write shards;
 - pairs rerun: the same call on unchanged input, which reads and hashes
   the images, finds the dataset up to date and keeps it;
-- export: `export_dataset` of the result to a legacy `.bin`.
+- export: `export_dataset` of the result to a legacy `.bin`;
+- convert: `convert_bins` of that `.bin`, whose shards must equal those
+  that `pairs` wrote.
 
 Run from the repository root:
 
@@ -39,17 +41,27 @@ STEP_CODE = r"""
 import json, resource, sys, time
 from pathlib import Path
 
+from binconv.convert import convert_bins
 from binconv.export import export_dataset
 from binconv.pairs_build import build_pairs_dataset
 
 step, work = sys.argv[1], Path(sys.argv[2])
 stages = {}
+
+
+class StageTimes:
+    def start(self, name, num_pairs):
+        stages[name.split(": ", 1)[1]] = time.perf_counter()
+
+    def advance(self):
+        pass
+
+    def finish(self):
+        pass
+
+
+progress = StageTimes()
 start = time.perf_counter()
-
-
-def progress(stage, total):
-    stages[stage] = time.perf_counter()
-    return lambda: None
 
 
 if step == "copy":
@@ -63,6 +75,8 @@ elif step in ("pairs", "pairs rerun"):
     assert result.written == (step == "pairs")
 elif step == "export":
     export_dataset(str(work / "out" / "bench"), str(work / "bench.bin"), overwrite=True)
+elif step == "convert":
+    convert_bins([work / "bench.bin"], str(work / "converted"))
 end = time.perf_counter()
 stages = {name: moment - start for name, moment in stages.items()}
 peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -124,7 +138,7 @@ def bench_size(num_pairs: int, root: Path) -> list[tuple[str, ...]]:
     work = root / f"pairs-{num_pairs}"
     write_lfw_folder(work, num_pairs)
     rows = []
-    for step in ("copy", "pairs", "pairs rerun", "export"):
+    for step in ("copy", "pairs", "pairs rerun", "export", "convert"):
         result = run_step(step, work)
         written = _bytes_written(step, work)
         detail = ""
@@ -162,6 +176,12 @@ def _bytes_written(step: str, work: Path) -> int:
         return sum(shard["size"] for shard in manifest["shardlist"])
     if step == "export":
         return (work / "bench.bin").stat().st_size
+    if step == "convert":
+        converted = json.loads((work / "converted" / "bench" / "bench.json").read_text())
+        original = json.loads((work / "out" / "bench" / "bench.json").read_text())
+        # The benchmark doubles as a round-trip check at full size.
+        assert converted["shardlist"] == original["shardlist"], "export + convert changed shards"
+        return sum(shard["size"] for shard in converted["shardlist"])
     return 0
 
 
