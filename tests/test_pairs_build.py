@@ -13,6 +13,7 @@ import pytest
 import webdataset as wds
 from PIL import Image
 
+from binconv import imagecheck
 from binconv.dataset_reader import iter_pairs, locate_dataset
 from binconv.errors import BinconvError, ImageError, ManifestError, PairListError
 from binconv.pairs_build import build_pairs_dataset
@@ -134,6 +135,31 @@ def test_missing_images_are_all_listed(faces: FaceFolder, tmp_path: Path) -> Non
         f"{faces.lfw_pairs} (images in {faces.root}): 3 problems found, nothing was written:"
     )
     assert not out.exists()
+
+
+def test_images_checked_in_small_batches(
+    faces: FaceFolder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 30 images in batches of 4: the last batch is partial, and problems
+    # from several batches still come out in line order.
+    monkeypatch.setattr(imagecheck, "_BATCH_SIZE", 4)
+    removed = [lfw_path(lfw_name(9), 2), lfw_path(lfw_name(0), 1), lfw_path(other_name(9), 1)]
+    for path in removed:
+        (faces.root / path).unlink()
+
+    with pytest.raises(PairListError) as caught:
+        build_pairs_dataset(faces.lfw_pairs, faces.root, str(tmp_path / "out"), "mylfw")
+    for path in removed:
+        (faces.root / path).write_bytes(b"")
+    with pytest.raises(PairListError) as empty:
+        build_pairs_dataset(faces.lfw_pairs, faces.root, str(tmp_path / "out"), "mylfw")
+
+    assert caught.value.problems == (
+        f"line 2: {lfw_path(lfw_name(0), 1)}: not found",
+        f"line 16: {lfw_path(lfw_name(9), 2)}: not found",
+        f"line 21: {lfw_path(other_name(9), 1)}: not found",
+    )
+    assert len(empty.value.problems) == 3
 
 
 def test_missing_images_listed_up_to_limit(faces: FaceFolder, tmp_path: Path) -> None:
