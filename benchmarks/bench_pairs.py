@@ -2,11 +2,11 @@
 
 For each size, the script writes an image folder in the LFW layout
 (`NAME/NAME_0001.jpg`, 112x112 JPEGs) and a `pairs.txt` of 10 sets with as
-many matched as mismatched pairs, then times, each in a fresh Python
-process whose peak RSS it reports:
+many matched as mismatched pairs. It then times these steps, each in a
+fresh Python process whose peak RSS it reports:
 
-- copy: reading every distinct image file and writing the bytes into one
-  file, the I/O floor for any tool that reads the folder;
+- copy: reading every image file of the folder and writing the bytes into
+  one file, the I/O floor for any tool that reads the folder;
 - pairs: `build_pairs_dataset` from scratch, split into its stages: read
   and hash each distinct image, decode each distinct image, write shards;
 - pairs rerun: the same call on unchanged input, which reads and hashes
@@ -86,7 +86,7 @@ print(json.dumps({"wall": end - start, "stages": stages, "peak_mib": peak_kib / 
 
 
 def make_face_like_jpeg(rng: np.random.Generator) -> bytes:
-    """Return a 112x112 JPEG with smooth shapes and sensor-like noise, about 5-7 KB."""
+    """Return a 112x112 JPEG with smooth shapes and sensor-like noise, 4.6 KB on average."""
     small = rng.integers(30, 226, size=(7, 7, 3), dtype=np.uint8)
     smooth = np.asarray(Image.fromarray(small).resize((112, 112), Image.Resampling.BILINEAR))
     noisy = smooth.astype(np.int16) + rng.normal(0, 6, size=smooth.shape).astype(np.int16)
@@ -95,19 +95,17 @@ def make_face_like_jpeg(rng: np.random.Generator) -> bytes:
     return buffer.getvalue()
 
 
-def write_lfw_folder(work: Path, num_pairs: int) -> int:
-    """Write `work/images/` and `work/pairs.txt`; return the bytes of the distinct images."""
+def write_lfw_folder(work: Path, num_pairs: int) -> None:
+    """Write the images of `num_pairs // 2` people to `work/images/`, and `work/pairs.txt`."""
     rng = np.random.default_rng(num_pairs)
     per_set = num_pairs // (2 * NUM_SETS)
     num_people = max(2, num_pairs // 2)
-    total = 0
     for person in range(num_people):
         folder = work / "images" / f"Person_{person:06d}"
         folder.mkdir(parents=True)
         for number in range(1, IMAGES_PER_PERSON + 1):
             data = make_face_like_jpeg(rng)
             (folder / f"Person_{person:06d}_{number:04d}.jpg").write_bytes(data)
-            total += len(data)
 
     lines = [f"{NUM_SETS}\t{per_set}"]
     for _ in range(NUM_SETS):
@@ -120,7 +118,6 @@ def write_lfw_folder(work: Path, num_pairs: int) -> int:
             first, second = rng.integers(1, IMAGES_PER_PERSON + 1, size=2)
             lines.append(f"Person_{one:06d}\t{first}\tPerson_{other:06d}\t{second}")
     (work / "pairs.txt").write_text("\n".join(lines) + "\n")
-    return total
 
 
 def run_step(step: str, work: Path) -> dict:
