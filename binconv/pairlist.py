@@ -109,10 +109,12 @@ def detect_format(source: str, text: str) -> str:
 
 def _looks_like_lfw_pair(fields: Sequence[str]) -> bool:
     if len(fields) == 3:
-        return fields[1].isdigit() and fields[2].isdigit()
-    if len(fields) == 4:
-        return fields[1].isdigit() and fields[3].isdigit()
-    return False
+        numbers = fields[1:]
+    elif len(fields) == 4:
+        numbers = [fields[1], fields[3]]
+    else:
+        return False
+    return all(_IMAGE_NUMBER.fullmatch(number) for number in numbers)
 
 
 def parse_pair_list(
