@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -130,6 +131,19 @@ def test_pairs_zero_shard_size_rejected(faces: FaceFolder, tmp_path: Path) -> No
     result = runner.invoke(app, pairs_args(faces, tmp_path / "out", "--pairs-per-shard", "0"))
     assert result.exit_code == 2
     assert "Invalid value for '--pairs-per-shard'" in result.stderr
+
+
+def test_inspect_names_pair_list_source(faces: FaceFolder, tmp_path: Path) -> None:
+    runner.invoke(app, pairs_args(faces, tmp_path / "out", "-q"))
+
+    result = runner.invoke(app, ["inspect", str(tmp_path / "out" / "mylfw")])
+
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    sha256 = hashlib.sha256(faces.lfw_pairs.read_bytes()).hexdigest()
+    assert "  pickle:     none, built from a pair list and image files" in lines
+    assert f"  sha256:     {sha256} (of the source pair list)" in lines
+    assert "None" not in result.stdout
 
 
 def test_export_prints_summary(faces: FaceFolder, tmp_path: Path) -> None:
