@@ -8,6 +8,7 @@ import pickletools
 import random
 from pathlib import Path
 
+import fsspec
 import pytest
 
 from binconv.errors import BinconvError, DatasetError, ManifestError
@@ -157,6 +158,29 @@ def test_export_of_missing_dataset_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="no dataset manifest found"):
         export_dataset(str(tmp_path / "nothing"), str(tmp_path / "x.bin"))
     assert not (tmp_path / "x.bin").exists()
+
+
+def test_build_and_export_by_fsspec_url(faces: FaceFolder, tmp_path: Path) -> None:
+    # fsspec's in-memory filesystem is process-wide, so each test uses its own folder.
+    root = f"memory://{tmp_path.name}"
+    memory = fsspec.filesystem("memory")
+    try:
+        build_pairs_dataset(
+            faces.lfw_pairs, faces.root, f"{root}/shards", "mylfw", pairs_per_shard=6
+        )
+        result = export_dataset(f"{root}/shards/mylfw", f"{root}/bins/mylfw.bin")
+        with fsspec.open(f"{root}/bins/mylfw.bin", "rb") as f:
+            loaded = pickle.load(f)
+        listing = memory.ls(f"{root}/shards/mylfw", detail=False)
+        shard_names = sorted(path.rsplit("/", 1)[-1] for path in listing)
+        size = memory.size(f"{root}/bins/mylfw.bin")
+    finally:
+        memory.rm(root, recursive=True)
+
+    assert loaded == legacy_form(faces.lfw_expected)
+    assert result.num_pairs == 20
+    assert result.size == size
+    assert shard_names == [f"mylfw-00000{index}.tar" for index in range(4)] + ["mylfw.json"]
 
 
 def test_export_reports_progress(csv_dataset: Path, tmp_path: Path) -> None:
