@@ -5,15 +5,18 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import fsspec
 
-from .convert import ConvertProgress
 from .dataset_reader import iter_pairs, locate_dataset
 from .errors import BinconvError
 from .legacy_pickle import LegacyBinWriter
 from .progress import progress_stage
 from .storage import is_remote, open_atomic_write
+
+if TYPE_CHECKING:
+    from .convert import ConvertProgress
 
 __all__ = ["ExportResult", "export_dataset"]
 

@@ -8,8 +8,8 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .convert import ConvertProgress
 from .dataset_writer import find_up_to_date, read_manifest_if_any, write_dataset
 from .errors import BinconvError, ManifestError, PairListError
 from .format import DEFAULT_PAIRS_PER_SHARD, KEY_DIGITS
@@ -20,6 +20,9 @@ from .problems import ProblemReport
 from .progress import progress_stage
 from .shardwriter import Pair
 from .storage import join_url
+
+if TYPE_CHECKING:
+    from .convert import ConvertProgress
 
 __all__ = ["PairsBuildResult", "build_pairs_dataset"]
 
