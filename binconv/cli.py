@@ -6,7 +6,9 @@ import typer
 
 from .commands.convert import convert_command
 from .commands.demo import demo_command
+from .commands.export import export_command
 from .commands.inspect import inspect_command
+from .commands.pairs import pairs_command
 from .commands.verify import verify_command
 
 app = typer.Typer(
@@ -24,6 +26,8 @@ app.command("convert")(convert_command)
 app.command("inspect")(inspect_command)
 app.command("verify")(verify_command)
 app.command("demo")(demo_command)
+app.command("pairs")(pairs_command)
+app.command("export")(export_command)
 
 
 def main() -> None:

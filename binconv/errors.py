@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["BinFileError", "BinconvError", "DatasetError", "ManifestError", "MismatchError"]
+__all__ = [
+    "BinFileError",
+    "BinconvError",
+    "DatasetError",
+    "ImageError",
+    "ManifestError",
+    "MismatchError",
+    "PairListError",
+]
 
 
 class BinconvError(Exception):
@@ -24,6 +32,23 @@ class ManifestError(BinconvError):
 
 class DatasetError(BinconvError):
     """A converted dataset whose shards disagree with their manifest."""
+
+
+class PairListError(BinconvError):
+    """A pair list with problems: malformed lines, wrong counts, or missing or invalid images.
+
+    Attributes:
+        problems: Every problem found, in the order found, each naming its
+            line or image. The message lists them up to a limit.
+    """
+
+    def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+class ImageError(BinconvError):
+    """An image file that cannot be used as it is, found after the up-front checks passed."""
 
 
 class MismatchError(BinconvError):

@@ -44,6 +44,9 @@ class SourceInfo:
         pickle_protocol: Highest pickle protocol seen in the file, or None.
         image_container: How the file stored images: `bytes`, `py2-str`,
             `numpy`, or None for sources that are not pickles.
+        images_sha256: For `pairs` sources, the hex SHA-256 over the
+            SHA-256 digests of img1 and img2 of every pair, in pair order,
+            so a rerun notices changed images; None for other sources.
     """
 
     name: str
@@ -52,6 +55,7 @@ class SourceInfo:
     kind: str = "bin"
     pickle_protocol: int | None = None
     image_container: str | None = None
+    images_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,10 +98,19 @@ def manifest_to_json(manifest: Manifest) -> str:
         "num_negative": manifest.num_negative,
         "pairs_per_shard": manifest.pairs_per_shard,
         "image_formats": dict(sorted(manifest.image_formats.items())),
-        "source": asdict(manifest.source),
+        "source": _source_to_json(manifest.source),
         "shardlist": [asdict(shard) for shard in manifest.shards],
     }
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def _source_to_json(source: SourceInfo) -> dict[str, Any]:
+    data = asdict(source)
+    # Left out when unset, so manifests of .bin sources keep their fields and
+    # binconv versions without this field still read them.
+    if data["images_sha256"] is None:
+        del data["images_sha256"]
+    return data
 
 
 def manifest_from_json(text: str | bytes, where: str) -> Manifest:

@@ -15,13 +15,19 @@ def progress_enabled(quiet: bool) -> bool:
 
 
 class TqdmProgress:
-    """Draws one tqdm bar on stderr for each dataset that is written, counting pairs."""
+    """Draws one tqdm bar on stderr for each dataset that is written or stage that starts.
 
-    def __init__(self) -> None:
+    Args:
+        unit: The counted item shown in the rate: pairs by default, or "" for
+            a plain "/s" in commands whose stages count different items.
+    """
+
+    def __init__(self, unit: str = "pair") -> None:
         self._bar: tqdm[None] | None = None
+        self._unit = unit
 
     def start(self, name: str, num_pairs: int) -> None:
-        self._bar = tqdm(total=num_pairs, desc=name, unit="pair", file=sys.stderr, leave=False)
+        self._bar = tqdm(total=num_pairs, desc=name, unit=self._unit, file=sys.stderr, leave=False)
 
     def advance(self) -> None:
         if self._bar is not None:

@@ -42,6 +42,13 @@ def format_report(report: InspectionReport) -> str:
     """Return the report as aligned text lines."""
     shards = "1 shard" if report.num_shards == 1 else f"{report.num_shards} shards"
     kind = ".bin file" if report.kind == "bin" else f"dataset of {shards}"
+    if report.kind != "bin" and report.pickle_protocol is None:
+        # Built by 'binconv pairs': the source is a pair list, not a pickle.
+        storage = "none, built from a pair list and image files"
+        sha256_of = " (of the source pair list)"
+    else:
+        storage = f"protocol {report.pickle_protocol}, images stored as {report.image_container}"
+        sha256_of = "" if report.kind == "bin" else " (of the source .bin file)"
     lines = [
         f"{report.path} ({kind})",
         f"  pairs:      {report.num_pairs} ({report.num_positive} same person, "
@@ -50,11 +57,9 @@ def format_report(report: InspectionReport) -> str:
         f"  formats:    {_counts(report.image_formats)}",
         f"  sizes:      {_counts(report.image_sizes)}",
         f"  modes:      {_counts(report.image_modes)}",
-        f"  pickle:     protocol {report.pickle_protocol}, images stored as "
-        f"{report.image_container}",
+        f"  pickle:     {storage}",
         f"  bytes:      {report.file_bytes:,} on disk, {report.image_bytes:,} in encoded images",
-        f"  sha256:     {report.source_sha256}"
-        + ("" if report.kind == "bin" else " (of the source .bin file)"),
+        f"  sha256:     {report.source_sha256}{sha256_of}",
     ]
     return "\n".join(lines)
 
