@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["BinFileError", "BinconvError", "DatasetError", "ManifestError", "MismatchError"]
+__all__ = [
+    "BinFileError",
+    "BinconvError",
+    "DatasetError",
+    "ManifestError",
+    "MismatchError",
+    "ShardError",
+    "StorageError",
+]
 
 
 class BinconvError(Exception):
@@ -24,6 +32,14 @@ class ManifestError(BinconvError):
 
 class DatasetError(BinconvError):
     """A converted dataset whose shards disagree with their manifest."""
+
+
+class ShardError(DatasetError):
+    """A shard that cannot be read in full or whose bytes disagree with its manifest entry."""
+
+
+class StorageError(BinconvError):
+    """A location that cannot be reached, read or written with the configured filesystems."""
 
 
 class MismatchError(BinconvError):
