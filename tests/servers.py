@@ -62,11 +62,12 @@ class Fault:
 
 @dataclass(frozen=True)
 class Request:
-    """A request a test server received: method, path and Range header."""
+    """A request a test server received: method, path, query and Range header."""
 
     method: str
     path: str
     range: str | None
+    query: str = ""
 
 
 @dataclass
@@ -87,10 +88,12 @@ class FaultPlan:
         with self._lock:
             self.faults.append(Fault(path_suffix, times, cut_after=after_bytes))
 
-    def record(self, method: str, path: str, range_header: str | None) -> Fault | None:
+    def record(
+        self, method: str, path: str, range_header: str | None, query: str = ""
+    ) -> Fault | None:
         """Log a request and return the fault to inject into it, if any."""
         with self._lock:
-            self.requests.append(Request(method, path, range_header))
+            self.requests.append(Request(method, path, range_header, query))
             for fault in self.faults:
                 if fault.times > 0 and fault.method == method and path.endswith(fault.path_suffix):
                     fault.times -= 1
@@ -160,7 +163,10 @@ class _S3FaultLayer:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         fault = self._plan.record(
-            environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), environ.get("HTTP_RANGE")
+            environ["REQUEST_METHOD"],
+            environ.get("PATH_INFO", ""),
+            environ.get("HTTP_RANGE"),
+            environ.get("QUERY_STRING", ""),
         )
         if fault is None:
             return self._app(environ, start_response)
@@ -245,6 +251,9 @@ class _FileHandler(_TracksConnections, http.server.SimpleHTTPRequestHandler):
     """Serves files with HTTP/1.1 keep-alive and single-range requests, and injects faults."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle's algorithm on,
+    # each response would wait for the client's delayed ACK (about 40 ms on Linux).
+    disable_nagle_algorithm = True
     plan: FaultPlan
 
     def log_message(self, format: str, *args: Any) -> None:
