@@ -12,10 +12,10 @@ from .errors import DatasetError, ManifestError
 from .format import ISSAME_MEMBER, manifest_name, pair_key
 from .manifest import Manifest, ShardInfo, manifest_from_json
 from .shardwriter import Pair
-from .storage import is_remote, join_url, open_read, open_shard
+from .storage import file_size, is_remote, join_url, list_folder, open_read, open_shard
 from .storage_options import StorageOptions
 
-__all__ = ["DatasetLocation", "iter_pairs", "iter_shard_pairs", "locate_dataset"]
+__all__ = ["DatasetLocation", "iter_pairs", "iter_shard_pairs", "locate_dataset", "locate_datasets"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,44 @@ def locate_dataset(path: str, options: StorageOptions | None = None) -> DatasetL
     return DatasetLocation(dataset_dir, manifest_url, manifest_from_json(text, manifest_url))
 
 
+def locate_datasets(path: str, options: StorageOptions | None = None) -> list[DatasetLocation]:
+    """Find the datasets at `path`: one dataset, or each dataset folder directly under a root.
+
+    Args:
+        path: A manifest, a dataset folder, or a root folder whose subfolders
+            are dataset folders (`ROOT/lfw/lfw.json`, `ROOT/cfp_fp/cfp_fp.json`),
+            as a local path or URL. On HTTP a root needs an index page that
+            links its subfolders.
+        options: How to reach remote locations; None uses the configured default.
+
+    Raises:
+        ManifestError: `path` is not one of these, or a manifest found is invalid.
+        StorageError: A listing or manifest could not be read after all retries.
+    """
+    stripped = path.rstrip("/")
+    own_manifest = join_url(stripped, manifest_name(posixpath.basename(stripped)))
+    if stripped.endswith(".json") or file_size(own_manifest, options) is not None:
+        return [locate_dataset(stripped, options)]
+    try:
+        entries = list_folder(stripped, options)
+    except FileNotFoundError:
+        raise ManifestError(
+            f"{path}: not found; pass a dataset manifest, a dataset folder written by "
+            "'binconv convert', or a folder of such datasets"
+        ) from None
+    found = []
+    for name, is_folder in entries:
+        dataset_dir = join_url(stripped, name)
+        if is_folder and file_size(join_url(dataset_dir, manifest_name(name)), options) is not None:
+            found.append(locate_dataset(dataset_dir, options))
+    if not found:
+        raise ManifestError(
+            f"{path}: no converted datasets found (looked for NAME/NAME.json in each "
+            "subfolder); convert .bin files first with 'binconv convert'"
+        )
+    return found
+
+
 def _local_dir(path: str) -> str:
     return os.path.dirname(os.path.abspath(path))
 
@@ -104,8 +142,8 @@ def iter_shard_pairs(
                 expected += 1
             stream.read_to_end()
     except tarfile.TarError as exc:
-        # A corrupt or truncated shard also breaks the tar format; the size and
-        # checksum checks name that cause more precisely, so run them first.
+        # A corrupt or truncated shard also breaks the tar format. The size and
+        # checksum checks name that cause more precisely, so they run first.
         stream.read_to_end()
         raise DatasetError(f"shard {url} is not a valid tar file ({exc})") from None
     if expected != shard.first_pair + shard.nsamples:

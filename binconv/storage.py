@@ -6,6 +6,7 @@ import contextlib
 import io
 import logging
 import os
+import posixpath
 from collections.abc import Iterator
 from typing import BinaryIO, cast
 
@@ -23,8 +24,10 @@ from .storage_options import (
 
 __all__ = [
     "CheckedStream",
+    "file_size",
     "is_remote",
     "join_url",
+    "list_folder",
     "make_folder",
     "open_atomic_write",
     "open_read",
@@ -95,6 +98,44 @@ def make_folder(url: str, options: StorageOptions | None = None) -> None:
         return
     fs, path = url_to_fs(url, options)
     fs.makedirs(path, exist_ok=True)
+
+
+def file_size(url: str, options: StorageOptions | None = None) -> int | None:
+    """Return the size in bytes of the file at `url`, or None if no file exists there.
+
+    Raises:
+        StorageError: The size could not be read after all retries.
+    """
+    options = options or get_storage_options()
+    fs, path = url_to_fs(url, options, retry=False)
+    try:
+        info = call_with_retries(lambda: fs.info(path), f"reading the size of {url}", options)
+    except FileNotFoundError:
+        return None
+    if info.get("type") == "directory":
+        return None
+    size = info.get("size")
+    return int(size) if size is not None else None
+
+
+def list_folder(url: str, options: StorageOptions | None = None) -> list[tuple[str, bool]]:
+    """Return the entries directly under the folder `url` as (name, is_folder), sorted by name.
+
+    On HTTP this parses the links of the server's index page, so it works
+    only where the server generates one.
+
+    Raises:
+        FileNotFoundError: Nothing exists at `url`.
+        StorageError: The listing failed after all retries.
+    """
+    options = options or get_storage_options()
+    fs, path = url_to_fs(url, options, retry=False)
+    entries = call_with_retries(lambda: fs.ls(path, detail=True), f"listing {url}", options)
+    found = {
+        posixpath.basename(entry["name"].rstrip("/")): entry.get("type") == "directory"
+        for entry in entries
+    }
+    return sorted(found.items())
 
 
 def open_read(url: str, options: StorageOptions | None = None) -> BinaryIO:

@@ -164,6 +164,12 @@ def filesystem_kwargs(protocol: str, options: StorageOptions, *, retry: bool) ->
         kwargs = _http_kwargs(options)
     else:
         return {}
+    if canonical in ("s3", "gcs"):
+        # s3fs and gcsfs cache folder listings per filesystem instance, and
+        # info() consults them. Reads and writes use separate instances (see
+        # `retry`), and other processes write too, so a cached listing can
+        # claim that a new object is missing.
+        kwargs["use_listings_cache"] = False
     kwargs.update(options.extra.get(canonical, {}))
     return kwargs
 

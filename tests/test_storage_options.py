@@ -76,6 +76,7 @@ def test_filesystem_kwargs_for_s3_fields() -> None:
     assert kwargs["anon"] is True
     assert kwargs["profile"] == "minio"
     assert kwargs["config_kwargs"] == {"connect_timeout": 7.0, "read_timeout": 7.0}
+    assert kwargs["use_listings_cache"] is False
 
 
 def test_filesystem_kwargs_without_retry_allows_one_botocore_attempt() -> None:
@@ -93,8 +94,11 @@ def test_filesystem_kwargs_extra_overrides_fields() -> None:
 
 
 def test_filesystem_kwargs_for_gcs_anon_and_local() -> None:
-    assert filesystem_kwargs("gs", StorageOptions(anon=True), retry=True) == {"token": "anon"}
-    assert filesystem_kwargs("gcs", StorageOptions(), retry=True) == {}
+    assert filesystem_kwargs("gs", StorageOptions(anon=True), retry=True) == {
+        "token": "anon",
+        "use_listings_cache": False,
+    }
+    assert filesystem_kwargs("gcs", StorageOptions(), retry=True) == {"use_listings_cache": False}
     assert filesystem_kwargs("file", StorageOptions(anon=True), retry=True) == {}
 
 
