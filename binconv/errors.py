@@ -8,6 +8,7 @@ __all__ = [
     "DatasetError",
     "ManifestError",
     "MismatchError",
+    "ShardChecksumError",
     "ShardError",
     "StorageError",
 ]
@@ -36,6 +37,10 @@ class DatasetError(BinconvError):
 
 class ShardError(DatasetError):
     """A shard that cannot be read in full or whose bytes disagree with its manifest entry."""
+
+
+class ShardChecksumError(ShardError):
+    """A shard read in full whose size or SHA-256 differs from its manifest entry."""
 
 
 class StorageError(BinconvError):

@@ -34,6 +34,8 @@ class CheckedStream(io.RawIOBase):
         sha256: Expected hex SHA-256, or None to check only the size.
         options: Retry count, waits and block size.
         error: Exception type raised for every failure.
+        mismatch_error: Exception type raised when the file is longer than
+            `size` or its SHA-256 differs; None uses `error`.
     """
 
     def __init__(
@@ -46,6 +48,7 @@ class CheckedStream(io.RawIOBase):
         sha256: str | None,
         options: StorageOptions,
         error: type[BinconvError],
+        mismatch_error: type[BinconvError] | None = None,
     ) -> None:
         super().__init__()
         self._fs = fs
@@ -56,6 +59,7 @@ class CheckedStream(io.RawIOBase):
         self._sha256 = hashlib.sha256() if sha256 is not None else None
         self._options = options
         self._error = error
+        self._mismatch_error = mismatch_error or error
         self._offset = 0
         self._block = memoryview(b"")
         self._checked = False
@@ -134,7 +138,7 @@ class CheckedStream(io.RawIOBase):
                 f"for a request of {requested}); binconv streams files in ranged requests"
             )
         if received == requested and request_end > end:
-            raise self._error(
+            raise self._mismatch_error(
                 f"{self._name} is longer than the {self._size} bytes expected; "
                 "it was changed after its manifest was written"
             )
@@ -144,10 +148,10 @@ class CheckedStream(io.RawIOBase):
             return
         actual = self._sha256.hexdigest()
         if actual != self._expected_sha256:
-            raise self._error(
-                f"{self._name}: sha256 {actual} does not match {self._expected_sha256} "
-                "in the manifest; the file is corrupt or was changed after conversion, "
-                "so copy or convert it again"
+            raise self._mismatch_error(
+                f"{self._name} has sha256 {actual}, but the manifest records "
+                f"{self._expected_sha256}; the file is corrupt or was changed after "
+                "conversion, so copy or convert it again"
             )
         self._checked = True
 

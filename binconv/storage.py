@@ -12,7 +12,7 @@ from typing import BinaryIO, cast
 
 import fsspec
 
-from .errors import ShardError, StorageError
+from .errors import ShardChecksumError, ShardError, StorageError
 from .remote_stream import CheckedStream
 from .retry import call_with_retries
 from .storage_options import (
@@ -173,14 +173,23 @@ def open_shard(
     reads are retried after transient errors; a missing shard fails at once.
 
     Raises:
-        ShardError: On read, when the shard is missing, shorter or longer
-            than `size`, has another SHA-256, or cannot be read after all
-            retries. The message names the shard and the cause.
+        ShardChecksumError: On read, when the shard is longer than `size` or
+            has another SHA-256.
+        ShardError: On read, when the shard is missing, shorter than `size`,
+            or cannot be read after all retries. Every message names the
+            shard and the cause.
     """
     options = options or get_storage_options()
     fs, path = url_to_fs(url, options, retry=False)
     return CheckedStream(
-        fs, path, f"shard {url}", size, sha256=sha256, options=options, error=ShardError
+        fs,
+        path,
+        f"shard {url}",
+        size,
+        sha256=sha256,
+        options=options,
+        error=ShardError,
+        mismatch_error=ShardChecksumError,
     )
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from binconv.copy import copy_dataset, copy_datasets
 from binconv.dataset_reader import locate_dataset, locate_datasets
-from binconv.errors import ManifestError, ShardError, StorageError
+from binconv.errors import ManifestError, ShardChecksumError, ShardError, StorageError
 from binconv.storage_options import StorageOptions
 from tests.face_datasets import write_face_dataset
 from tests.servers import HTTPFileServer, S3Server
@@ -153,7 +153,8 @@ def test_copy_corrupt_source_publishes_nothing(
     data[700] ^= 0xFF
     shard.write_bytes(bytes(data))
     source_shard = str(shard)
-    with pytest.raises(ShardError, match=rf"shard {source_shard}: sha256 .* does not match"):
+    expected = rf"shard {source_shard} has sha256 [0-9a-f]{{64}}, but the manifest records"
+    with pytest.raises(ShardChecksumError, match=expected):
         copy_datasets(str(local_root / "faces"), s3_bucket, options=s3_server.options())
     assert set(s3_digests(s3_server, s3_bucket)) == {"faces/faces-000000.tar"}
 

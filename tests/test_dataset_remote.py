@@ -10,7 +10,7 @@ import pytest
 
 from binconv.dataset_reader import iter_pairs, locate_dataset
 from binconv.dataset_writer import write_dataset
-from binconv.errors import ManifestError, ShardError
+from binconv.errors import ManifestError, ShardChecksumError, ShardError
 from binconv.manifest import SourceInfo
 from binconv.storage_options import StorageOptions, configure_storage, get_storage_options
 from tests.face_datasets import face_images, iter_face_pairs, write_face_dataset
@@ -146,7 +146,8 @@ def test_iter_pairs_corrupt_http_shard(
     shard.write_bytes(bytes(data))
     url = f"{http_server.url}/faces/faces-000004.tar"
     pairs = iter_pairs(locate_dataset(f"{http_server.url}/faces", http_options()), http_options())
-    with pytest.raises(ShardError, match=rf"^shard {url}: sha256 [0-9a-f]+ does not match"):
+    expected = rf"^shard {url} has sha256 [0-9a-f]{{64}}, but the manifest records"
+    with pytest.raises(ShardChecksumError, match=expected):
         list(pairs)
 
 

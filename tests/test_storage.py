@@ -10,7 +10,7 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from binconv.errors import ShardError, StorageError
+from binconv.errors import ShardChecksumError, ShardError, StorageError
 from binconv.storage import open_atomic_write, open_read, open_shard, url_to_fs
 from binconv.storage_options import StorageOptions
 from tests.servers import HTTPFileServer, S3Server
@@ -64,7 +64,7 @@ def test_open_shard_local_file_checks_checksum(tmp_path: Path) -> None:
     path.write_bytes(DATA)
     with open_shard(str(path), len(DATA), SHA256) as stream:
         assert stream.read() == DATA
-    with pytest.raises(ShardError, match="does not match"):
+    with pytest.raises(ShardChecksumError, match="but the manifest records"):
         open_shard(str(path), len(DATA), "0" * 64).read()
 
 
@@ -135,7 +135,8 @@ def test_open_shard_detects_corrupt_s3_object(s3_server: S3Server, s3_bucket: st
     corrupt[2500] ^= 0xFF
     url = s3_shard(s3_server, s3_bucket, bytes(corrupt))
     stream = open_shard(url, len(DATA), SHA256, s3_server.options(block_size=BLOCK))
-    with pytest.raises(ShardError, match=rf"shard {url}: sha256 [0-9a-f]{{64}} does not match"):
+    expected = rf"shard {url} has sha256 [0-9a-f]{{64}}, but the manifest records {SHA256}"
+    with pytest.raises(ShardChecksumError, match=expected):
         stream.read()
 
 
@@ -163,7 +164,7 @@ def test_read_to_end_checks_unread_rest(s3_server: S3Server, s3_bucket: str) -> 
     url = s3_shard(s3_server, s3_bucket, bytes(corrupt))
     stream = open_shard(url, len(DATA), SHA256, s3_server.options(block_size=BLOCK))
     assert stream.read(10) == DATA[:10]
-    with pytest.raises(ShardError, match="does not match"):
+    with pytest.raises(ShardChecksumError, match="but the manifest records"):
         stream.read_to_end()
 
 
