@@ -255,6 +255,8 @@ class _FileHandler(_TracksConnections, http.server.SimpleHTTPRequestHandler):
     # each response would wait for the client's delayed ACK (about 40 ms on Linux).
     disable_nagle_algorithm = True
     plan: FaultPlan
+    # False makes the server ignore Range headers, as Python 3.11's http.server does.
+    ranges = True
 
     def log_message(self, format: str, *args: Any) -> None:
         logging.getLogger(__name__).debug("http server: " + format, *args)
@@ -273,15 +275,19 @@ class _FileHandler(_TracksConnections, http.server.SimpleHTTPRequestHandler):
             return
         local = Path(self.translate_path(self.path))
         if not local.is_file():
-            super().do_GET() if send_body else super().do_HEAD()
+            if send_body:
+                super().do_GET()
+            else:
+                super().do_HEAD()
             return
         data = local.read_bytes()
-        start, end = _parse_range(self.headers.get("Range"), len(data))
+        range_header = self.headers.get("Range") if self.ranges else None
+        start, end = _parse_range(range_header, len(data))
         if start is None:
             self.send_error(416, "range not satisfiable")
             return
         body = data[start:end]
-        self._send_headers(len(data), start, end, local)
+        self._send_headers(len(data), start, end, local, partial=range_header is not None)
         if not send_body:
             return
         if fault is not None and fault.cut_after is not None:
@@ -293,8 +299,7 @@ class _FileHandler(_TracksConnections, http.server.SimpleHTTPRequestHandler):
             return
         self.wfile.write(body)
 
-    def _send_headers(self, size: int, start: int, end: int, local: Path) -> None:
-        partial = self.headers.get("Range") is not None
+    def _send_headers(self, size: int, start: int, end: int, local: Path, partial: bool) -> None:
         self.send_response(206 if partial else 200)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(end - start))
@@ -324,12 +329,17 @@ def _parse_range(header: str | None, size: int) -> tuple[int | None, int]:
 
 
 class HTTPFileServer:
-    """Serves the files under `root` on 127.0.0.1 at a free port, with fault injection."""
+    """Serves the files under `root` on 127.0.0.1 at a free port, with fault injection.
 
-    def __init__(self, root: Path) -> None:
+    Args:
+        root: Folder to serve.
+        ranges: Whether to respond to Range headers with 206 and the requested bytes.
+    """
+
+    def __init__(self, root: Path, ranges: bool = True) -> None:
         self.plan = FaultPlan()
         self.root = root
-        handler = type("Handler", (_FileHandler,), {"plan": self.plan})
+        handler = type("Handler", (_FileHandler,), {"plan": self.plan, "ranges": ranges})
         factory = _bind_handler(handler, str(root))
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), factory)
         self._server.daemon_threads = True

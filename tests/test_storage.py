@@ -38,9 +38,14 @@ def http_shard(server: HTTPFileServer, data: bytes = DATA) -> str:
 
 
 def http_options(**overrides: object) -> StorageOptions:
-    settings: dict = {"retry_delay_s": 0.01, "max_retry_delay_s": 0.05, "timeout_s": 5.0}
+    settings: dict = {
+        "retry_delay_s": 0.01,
+        "max_retry_delay_s": 0.05,
+        "timeout_s": 5.0,
+        "block_size": BLOCK,
+    }
     settings.update(overrides)
-    return StorageOptions(block_size=BLOCK, **settings)
+    return StorageOptions(**settings)
 
 
 def test_open_shard_reads_s3_object_in_blocks(s3_server: S3Server, s3_bucket: str) -> None:
@@ -191,6 +196,20 @@ def test_open_shard_http_server_stopped_mid_shard(
     http_server.stop()
     with pytest.raises(ShardError, match=rf"shard {url} .* failed after 2 attempts"):
         stream.read()
+
+
+def test_open_shard_server_without_range_support(tmp_path: Path) -> None:
+    server = HTTPFileServer(tmp_path, ranges=False)
+    server.start()
+    try:
+        (tmp_path / "small.tar").write_bytes(DATA)
+        url = f"{server.url}/small.tar"
+        # A file that fits in one block needs no range request beyond the first.
+        assert open_shard(url, len(DATA), SHA256, http_options(block_size=8192)).read() == DATA
+        with pytest.raises(ShardError, match="the server ignored the Range header"):
+            open_shard(url, len(DATA), SHA256, http_options()).read()
+    finally:
+        server.stop()
 
 
 def test_open_shard_missing_http_file(http_server: HTTPFileServer) -> None:
