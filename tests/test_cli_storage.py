@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -62,6 +63,37 @@ def test_convert_to_s3_then_inspect_and_verify(
 
     verified = runner.invoke(app, [*endpoint, "verify", str(small_lfw_bin), f"{out}/small_lfw"])
     assert verified.exit_code == 0, verified.output
+
+
+def test_evaluate_command_from_s3_root_equals_local(
+    s3_server: S3Server, s3_bucket: str, converted: Path
+) -> None:
+    model = "evaluator.demo_model:build_demo_model"
+    local = runner.invoke(app, ["evaluate", model, str(converted), "--json", "--workers", "0"])
+    assert local.exit_code == 0, local.output
+    copied = runner.invoke(app, ["copy", str(converted), f"{s3_bucket}/sets", "--quiet"])
+    assert copied.exit_code == 0, copied.output
+
+    remote = runner.invoke(
+        app,
+        [
+            "--s3-endpoint",
+            s3_server.endpoint_url,
+            "evaluate",
+            model,
+            f"{s3_bucket}/sets",
+            "--json",
+            "--workers",
+            "0",
+        ],
+    )
+    assert remote.exit_code == 0, remote.output
+    [local_result] = json.loads(local.stdout)
+    [remote_result] = json.loads(remote.stdout)
+    assert remote_result["dataset"] == "small_lfw"
+    assert remote_result["num_pairs"] == 10
+    for key in ("fold_accuracies", "fold_thresholds", "accuracy", "xnorm"):
+        assert remote_result[key] == local_result[key], key
 
 
 def test_copy_command_publishes_and_reports_up_to_date(
