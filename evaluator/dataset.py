@@ -85,6 +85,8 @@ class PairDataset(torch.utils.data.IterableDataset):
             initialised, else 0.
         world_size: Number of ranks; default from `torch.distributed` if it
             is initialised, else 1.
+        check_sha256: Whether to hash every shard and compare it with the
+            manifest. Sizes, keys and pair counts are checked either way.
 
     Raises:
         ManifestError: No valid manifest was found at `source`.
@@ -99,6 +101,7 @@ class PairDataset(torch.utils.data.IterableDataset):
         image_size: Sequence[int] = (112, 112),
         rank: int | None = None,
         world_size: int | None = None,
+        check_sha256: bool = True,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -109,6 +112,7 @@ class PairDataset(torch.utils.data.IterableDataset):
         self.batch_size = batch_size
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.rank, self.world_size = default_world(rank, world_size)
+        self.check_sha256 = check_sha256
 
     @property
     def manifest(self) -> Manifest:
@@ -129,7 +133,8 @@ class PairDataset(torch.utils.data.IterableDataset):
         shards = self.manifest.shards
         for read in plan_reads(len(shards), current_reader(self.rank, self.world_size)):
             shard = shards[read.shard]
-            yield from iter_shard_read(self.location.shard_url(shard), shard, read)
+            url = self.location.shard_url(shard)
+            yield from iter_shard_read(url, shard, read, self.check_sha256)
 
     def _decode_batch(self, pairs: list[ShardPair]) -> PairBatch:
         height, width = self.image_size

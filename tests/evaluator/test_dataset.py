@@ -124,7 +124,7 @@ def test_truncated_shard_names_shard(damaged_dir: Path, cut: float) -> None:
     shard = damaged_dir / "toy-000001.tar"
     data = shard.read_bytes()
     shard.write_bytes(data[: int(len(data) * cut)])
-    with pytest.raises(DatasetError, match=r"toy-000001\.tar (is truncated|holds \d pairs)"):
+    with pytest.raises(DatasetError, match=r"toy-000001\.tar (is truncated|contains \d pairs)"):
         read_all(str(damaged_dir), num_workers=2)
 
 
@@ -141,7 +141,7 @@ def test_shard_with_fewer_pairs_than_manifest(damaged_dir: Path, pairs: list[Pai
     rewrite_shard(damaged_dir / "toy-000001.tar", pairs[5:9])
     with pytest.raises(DatasetError) as raised:
         read_all(str(damaged_dir))
-    assert "toy-000001.tar holds 4 pairs, but the manifest lists 5" in str(raised.value)
+    assert "toy-000001.tar contains 4 pairs, but the manifest lists 5" in str(raised.value)
 
 
 def test_shard_with_wrong_key_names_pair(damaged_dir: Path, pairs: list[Pair]) -> None:
@@ -167,6 +167,26 @@ def test_changed_image_bytes_detected(damaged_dir: Path) -> None:
     shard.write_bytes(bytes(data))
     with pytest.raises(DatasetError, match=r"toy-000000\.tar differs from the manifest"):
         read_all(str(damaged_dir))
+
+
+def test_changed_bytes_pass_without_sha256(damaged_dir: Path) -> None:
+    shard = damaged_dir / "toy-000000.tar"
+    data = bytearray(shard.read_bytes())
+    data[2000] ^= 0x01
+    shard.write_bytes(bytes(data))
+    dataset = PairDataset(str(damaged_dir), batch_size=4, check_sha256=False)
+    indices = indices_of(list(PairLoader(dataset, num_workers=0)))
+    assert indices == list(range(NUM_PAIRS))
+
+
+def test_size_checked_without_sha256(damaged_dir: Path) -> None:
+    shard = damaged_dir / "toy-000003.tar"
+    shard.write_bytes(shard.read_bytes()[:-512])
+    dataset = PairDataset(str(damaged_dir), batch_size=4, check_sha256=False)
+    with pytest.raises(
+        DatasetError, match=r"toy-000003\.tar differs from the manifest \(\d+ bytes;"
+    ):
+        list(PairLoader(dataset, num_workers=0))
 
 
 def test_undecodable_image_names_pair(damaged_dir: Path, pairs: list[Pair]) -> None:
