@@ -5,10 +5,13 @@ from __future__ import annotations
 import typer
 
 from .commands.convert import convert_command
+from .commands.copy import copy_command
 from .commands.demo import demo_command
+from .commands.evaluate import evaluate_command
 from .commands.export import export_command
 from .commands.inspect import inspect_command
 from .commands.pairs import pairs_command
+from .commands.storage_flags import storage_callback
 from .commands.verify import verify_command
 
 app = typer.Typer(
@@ -28,6 +31,9 @@ app.command("verify")(verify_command)
 app.command("demo")(demo_command)
 app.command("pairs")(pairs_command)
 app.command("export")(export_command)
+app.command("evaluate")(evaluate_command)
+app.command("copy")(copy_command)
+app.callback()(storage_callback)
 
 
 def main() -> None:

@@ -10,6 +10,9 @@ __all__ = [
     "ManifestError",
     "MismatchError",
     "PairListError",
+    "ShardChecksumError",
+    "ShardError",
+    "StorageError",
 ]
 
 
@@ -49,6 +52,18 @@ class PairListError(BinconvError):
 
 class ImageError(BinconvError):
     """An image file that cannot be used as it is, found after the up-front checks passed."""
+
+
+class ShardError(DatasetError):
+    """A shard that cannot be read in full or whose bytes disagree with its manifest entry."""
+
+
+class ShardChecksumError(ShardError):
+    """A shard read in full whose size or SHA-256 differs from its manifest entry."""
+
+
+class StorageError(BinconvError):
+    """A location that cannot be reached, read or written with the configured filesystems."""
 
 
 class MismatchError(BinconvError):

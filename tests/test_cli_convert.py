@@ -313,8 +313,9 @@ def test_demo_runs_main_job(tmp_path: Path) -> None:
 
 
 def test_demo_twice_rebuilds(tmp_path: Path) -> None:
-    first = runner.invoke(app, ["demo", "--out", str(tmp_path), "--pairs", "4", "--quiet"])
-    second = runner.invoke(app, ["demo", "--out", str(tmp_path), "--pairs", "4", "--quiet"])
+    # 10 pairs: the demo now also evaluates, and 10-fold evaluation needs a pair per fold.
+    first = runner.invoke(app, ["demo", "--out", str(tmp_path), "--pairs", "10", "--quiet"])
+    second = runner.invoke(app, ["demo", "--out", str(tmp_path), "--pairs", "10", "--quiet"])
 
     assert first.exit_code == 0
     assert second.exit_code == 0
