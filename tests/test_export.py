@@ -148,7 +148,7 @@ def test_missing_shard_leaves_no_file(csv_dataset: Path, tmp_path: Path) -> None
     (csv_dataset / "faces-000002.tar").unlink()
     out = tmp_path / "faces.bin"
 
-    with pytest.raises(DatasetError, match=r"faces-000002\.tar is missing"):
+    with pytest.raises(DatasetError, match=r"faces-000002\.tar not found"):
         export_dataset(str(csv_dataset), str(out))
 
     assert sorted(path.name for path in tmp_path.iterdir()) == ["input", "shards"]
