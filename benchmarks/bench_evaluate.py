@@ -249,7 +249,7 @@ def print_row(
         f"{run['seconds'] / classic['seconds']:10.2f} {run['peak_rss_mib']:8.0f} "
         f"{run['peak_rss_mib'] / classic['peak_rss_mib']:10.3f} {run['peak_pss_mib']:8.0f} "
         f"{run['peak_pss_mib'] / classic['peak_pss_mib']:10.3f} {run['accuracy']:9.5f} "
-        f"{run['decode_seconds'] if approach == 'classic' else float('nan'):10.2f}",
+        + (f"{run['decode_seconds']:10.2f}" if approach == "classic" else f"{'-':>10}"),
         flush=True,
     )
 
