@@ -2,7 +2,7 @@
 
 `pickle.load` calls whatever global a pickle names, so loading an untrusted
 `.bin` can run any command. `RestrictedUnpickler` instead walks the opcodes
-with `pickletools.genops` and runs a small stack machine of its own. It knows
+with `pickletools.genops` and runs a small stack machine of its own. It accepts
 only the opcodes that protocol 2 to 5 use for tuples, lists, ints, bools,
 strings and bytes, and the few globals that NumPy arrays and Python 3 `bytes`
 need, which it interprets itself instead of calling them. Every other opcode
@@ -36,12 +36,13 @@ from .pickle_values import (
     TextSpan,
     UnsupportedValue,
     describe_value,
+    short_text,
 )
 
 __all__ = ["ALLOWED_GLOBALS", "AllowedGlobal", "PickleStream", "RestrictedUnpickler"]
 
 HIGHEST_PROTOCOL = 5
-# Bytes and strings up to this size keep their value; longer ones (images)
+# Bytes and strings up to this size keep their value. Longer ones (images)
 # are kept only as a location in the file.
 SHORT_VALUE_SIZE = 256
 HEAD_SIZE = 16
@@ -49,7 +50,7 @@ HEAD_SIZE = 16
 
 @dataclass(frozen=True)
 class AllowedGlobal:
-    """A global that a .bin file may name; `role` selects how REDUCE interprets it."""
+    """A global that a .bin file may name. Its `role` selects how REDUCE interprets it."""
 
     module: str
     name: str
@@ -96,7 +97,7 @@ _LENGTH_FIELD_SIZE = {
 
 
 class PickleStream(Protocol):
-    """What `pickletools.genops` needs from a stream; `tell` must return file offsets."""
+    """Stream interface that `pickletools.genops` reads from. `tell` must return file offsets."""
 
     def read(self, size: int = -1, /) -> bytes: ...
 
@@ -119,6 +120,9 @@ class RestrictedUnpickler:
         self._source = source
         self._stack: list[object] = []
         self._marks: list[int] = []
+        # NOTE: like pickle itself, the memo keeps every memoized value until the
+        # end, so memory grows by a small record per image (under 1 KB) even
+        # though image bytes are never held.
         self._memo: dict[int, object] = {}
         self.protocol = 0
         self._handlers: dict[str, Callable[[object, int], object]] = self._make_handlers()
@@ -132,11 +136,13 @@ class RestrictedUnpickler:
         """
         # genops calls only read, readline and tell, which PickleStream provides.
         opcodes = pickletools.genops(cast("IO[bytes]", self._stream))
+        started = False
         while True:
             try:
                 opcode, arg, found_at = next(opcodes)
             except ValueError as exc:  # includes UnicodeDecodeError
-                raise self._read_error(exc) from None
+                raise self._read_error(exc, started) from None
+            started = True
             position = found_at if found_at is not None else -1
             if position == 0 and opcode.name != "PROTO":
                 raise self._error(
@@ -158,15 +164,17 @@ class RestrictedUnpickler:
     def _error(self, position: int, message: str) -> BinFileError:
         return BinFileError(f"{self._source}: byte {position}: {message}")
 
-    def _read_error(self, exc: ValueError) -> BinFileError:
+    def _read_error(self, exc: ValueError, started: bool) -> BinFileError:
         text = str(exc)
         position = self._stream.tell()
+        if position == 0:
+            return BinFileError(f"{self._source}: the file is empty, not a pickle")
+        if not started:
+            return BinFileError(f"{self._source}: not a pickle (its first bytes are no opcode)")
         if "exhausted" in text or "remain" in text or "not enough data" in text:
-            if position == 0:
-                return BinFileError(f"{self._source}: the file is empty, not a pickle")
             return BinFileError(
-                f"{self._source}: the file is truncated (it ends at byte {position} before "
-                "the pickle's STOP opcode); copy or download it again"
+                f"{self._source}: the file is truncated (the pickle data ends before its "
+                "STOP opcode); copy or download the file again"
             )
         return BinFileError(f"{self._source}: invalid pickle data near byte {position} ({text})")
 
@@ -305,8 +313,9 @@ class RestrictedUnpickler:
         return TextSpan(offset, length, len(arg), value, latin1_head)
 
     def _text_value(self, value: object, position: int, what: str) -> str:
-        if isinstance(value, TextSpan) and value.value is not None:
-            return value.value
+        text = short_text(value)
+        if text is not None:
+            return text
         raise self._error(position, f"{what} is {describe_value(value)}, expected a short string")
 
     # Globals and calls.
@@ -366,7 +375,7 @@ class RestrictedUnpickler:
         text, encoding = args if len(args) == 2 else (args, None)
         if not isinstance(text, TextSpan):
             raise UnsupportedValue(f"_codecs.encode of {describe_value(args)}")
-        if not isinstance(encoding, TextSpan) or encoding.value not in ("latin1", "latin-1"):
+        if short_text(encoding) not in ("latin1", "latin-1"):
             raise UnsupportedValue(f"_codecs.encode with encoding {describe_value(encoding)}")
         if text.latin1_head is None:
             raise UnsupportedValue("_codecs.encode of text that is not Latin-1")
