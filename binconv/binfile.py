@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .errors import BinFileError
-from .format import detect_image_type
 from .hashing_reader import HashingReader
 from .manifest import SourceInfo
+from .pickle_list import ORIGINS, PickleList
 from .pickle_numpy import NumpyArray, decode_integers
 from .pickle_values import LATIN1_TEXT, BytesSpan, describe_value
 from .safepickle import RestrictedUnpickler
@@ -131,10 +131,10 @@ def read_bin_index(path: Path) -> BinIndex:
     """
     with _open_source(path) as file:
         stat = os.fstat(file.fileno())
-        reader = HashingReader(file, stat.st_size)
+        reader = HashingReader(file.fileno(), stat.st_size)
         unpickler = RestrictedUnpickler(reader, str(path))
         top = unpickler.load()
-        trailing, sha256 = reader.finish()
+        trailing, sha256 = reader.finish(unpickler.end)
         if trailing:
             logger.warning("%s: ignoring %d bytes after the end of the pickle", path, trailing)
 
@@ -145,10 +145,10 @@ def read_bin_index(path: Path) -> BinIndex:
                 f"{path}: {len(images)} images make {len(images) // 2} pairs, but issame has "
                 f"{len(values)} entries; expected len(images) == 2 * len(issame)"
             )
-        spans = [_image_span(item, index, path) for index, item in enumerate(images)]
+        _check_images(images, path)
         labels = _labels(values, path)
 
-    containers = sorted({origin for _, origin in spans})
+    containers = sorted({ORIGINS[code] for code in set(images.codes)})
     return BinIndex(
         path=path,
         size=stat.st_size,
@@ -157,47 +157,58 @@ def read_bin_index(path: Path) -> BinIndex:
         pickle_protocol=unpickler.protocol,
         image_container="+".join(containers),
         issame=labels,
-        image_offsets=array("q", (span.offset for span, _ in spans)),
-        image_lengths=array("q", (span.length for span, _ in spans)),
-        image_sizes=array("q", (span.size for span, _ in spans)),
-        image_encodings=bytes(span.encoding for span, _ in spans),
+        image_offsets=images.offsets,
+        image_lengths=images.lengths,
+        image_sizes=images.sizes,
+        image_encodings=bytes(images.encodings),
     )
 
 
-def _split_top_level(top: object, path: Path) -> tuple[list[object], object]:
-    if not isinstance(top, tuple | list) or len(top) != 2:
+def _split_top_level(top: object, path: Path) -> tuple[PickleList, object]:
+    if not isinstance(top, tuple | PickleList) or len(top) != 2:
         raise BinFileError(
             f"{path}: expected a pickle of (images, issame), found {describe_value(top)}"
         )
-    images, issame = top
-    if not isinstance(images, tuple | list):
+    images, issame = top[0], top[1]
+    if isinstance(images, tuple):
+        images = PickleList(images)
+    if not isinstance(images, PickleList):
         raise BinFileError(f"{path}: images is {describe_value(images)}, expected a list")
     if len(images) % 2:
         raise BinFileError(
             f"{path}: the file has an odd number of images ({len(images)}); "
             "images 2i and 2i+1 must form pair i"
         )
-    return list(images), issame
+    return images, issame
 
 
-def _image_span(item: object, index: int, path: Path) -> tuple[BytesSpan, str]:
+def _check_images(images: PickleList, path: Path) -> None:
+    # PickleList stores every valid image entry as a location, so any other
+    # entry is invalid. Report the first one.
+    first = images.codes.translate(_NOT_AN_IMAGE_CODE).find(1)
+    if first >= 0:
+        raise _image_error(images[first], first, path)
+
+
+# Maps PickleList origin codes of images to 0 and all other codes to 1.
+_NOT_AN_IMAGE_CODE = bytes(0 if code < len(ORIGINS) else 1 for code in range(256))
+
+
+def _image_error(item: object, index: int, path: Path) -> BinFileError:
     where = f"{path}: pair {index // 2}: img{index % 2 + 1} (image {index})"
     if isinstance(item, NumpyArray):
         span = _array_image_span(item, where)
-        origin = "numpy"
     elif isinstance(item, BytesSpan):
-        span, origin = item, item.origin
+        span = item
     else:
-        raise BinFileError(
+        return BinFileError(
             f"{where} is {describe_value(item)}, expected encoded image bytes "
             "or a uint8 NumPy array"
         )
-    if detect_image_type(span.head) is None:
-        raise BinFileError(
-            f"{where} is not an encoded image (first bytes {span.head[:8].hex()}, "
-            f"{span.size} bytes); expected {_IMAGE_TYPES} data"
-        )
-    return span, origin
+    return BinFileError(
+        f"{where} is not an encoded image (first bytes {span.head[:8].hex()}, "
+        f"{span.size} bytes); expected {_IMAGE_TYPES} data"
+    )
 
 
 def _array_image_span(array_value: NumpyArray, where: str) -> BytesSpan:
@@ -215,7 +226,7 @@ def _array_image_span(array_value: NumpyArray, where: str) -> BytesSpan:
 def _issame_values(issame: object, file: BinaryIO, path: Path) -> list[object]:
     if isinstance(issame, NumpyArray):
         return _array_labels(issame, file, path)
-    if isinstance(issame, tuple | list):
+    if isinstance(issame, tuple | PickleList):
         return list(issame)
     raise BinFileError(
         f"{path}: issame is {describe_value(issame)}, expected a list or NumPy array"
