@@ -1,11 +1,11 @@
-"""Safe reading of legacy `.bin` files: one pass to index them, then one image at a time.
+"""Safe reading of legacy `.bin` files: one pass to index them, then the images in order.
 
 A `.bin` is a pickle of `(images, issame)` where images `2i` and `2i + 1`
 form pair `i`. `read_bin_index` interprets the pickle with
 `RestrictedUnpickler`, which runs no code from the file, hashes the file in
 the same pass, and records where each image's bytes lie. `iter_bin_pairs`
-then reads the images back by position, one pair at a time, so neither the
-whole file nor the decoded images are held in memory.
+then reads the images back by position, about 1 MiB of the file at a time,
+so neither the whole file nor the decoded images are held in memory.
 """
 
 from __future__ import annotations
@@ -262,10 +262,18 @@ def _array_labels(issame: NumpyArray, file: BinaryIO, path: Path) -> list[object
 def _read_span(fd: int, span: BytesSpan, path: Path) -> bytes:
     data = os.pread(fd, span.length, span.offset)
     if len(data) != span.length:
-        raise BinFileError(f"{path}: the file is shorter than when it was indexed; run again")
-    if span.encoding == LATIN1_TEXT:
+        raise _shorter_error(path)
+    return _decode_stored(data, span.encoding)
+
+
+def _decode_stored(data: bytes, encoding: int) -> bytes:
+    if encoding == LATIN1_TEXT:
         return data.decode("utf-8").encode("latin-1")
     return data
+
+
+def _shorter_error(path: Path) -> BinFileError:
+    return BinFileError(f"{path}: the file is shorter than when it was indexed; run again")
 
 
 def read_image(index: BinIndex, fd: int, image: int) -> bytes:
@@ -282,18 +290,42 @@ def read_image(index: BinIndex, fd: int, image: int) -> bytes:
     return _read_span(fd, span, index.path)
 
 
+class _ImageWindow:
+    """A window of at least `_CHUNK_SIZE` bytes of the file, through which images are read.
+
+    Images are usually stored in order, so one read serves hundreds of them.
+    """
+
+    def __init__(self, index: BinIndex, fd: int) -> None:
+        self._index = index
+        self._fd = fd
+        self._data = b""
+        self._start = 0
+
+    def read(self, image: int) -> bytes:
+        index = self._index
+        offset, length = index.image_offsets[image], index.image_lengths[image]
+        begin = offset - self._start
+        if begin < 0 or begin + length > len(self._data):
+            self._data = os.pread(self._fd, max(_CHUNK_SIZE, length), offset)
+            self._start, begin = offset, 0
+            if len(self._data) < length:
+                raise _shorter_error(index.path)
+        return _decode_stored(self._data[begin : begin + length], index.image_encodings[image])
+
+
 def iter_bin_pairs(index: BinIndex) -> Iterator[Pair]:
-    """Yield the pairs of an indexed `.bin` file in order, reading one pair at a time.
+    """Yield the pairs of an indexed `.bin` file in order, reading about 1 MiB at a time.
 
     Raises:
         BinFileError: The file changed since it was indexed.
     """
     with _open_source(index.path) as file:
         _check_unchanged(index, file)
-        fd = file.fileno()
+        window = _ImageWindow(index, file.fileno())
         for pair in range(index.num_pairs):
-            img1 = read_image(index, fd, 2 * pair)
-            img2 = read_image(index, fd, 2 * pair + 1)
+            img1 = window.read(2 * pair)
+            img2 = window.read(2 * pair + 1)
             yield Pair(pair, img1, img2, index.issame[pair] == 1)
         _check_unchanged(index, file)
 
