@@ -91,8 +91,12 @@ _MARGIN = 512
 _GLOBAL = pickle.GLOBAL[0]
 _BINGET = pickle.BINGET[0]
 _LONG_BINGET = pickle.LONG_BINGET[0]
-# FIXED_ARGUMENT_SIZES as a list indexed by opcode byte; -1 marks the others.
-_ARGUMENT_SIZE_BY_BYTE = [FIXED_ARGUMENT_SIZES.get(code, -1) for code in range(256)]
+# The size of each opcode with its fixed argument, indexed by opcode byte;
+# 0 for the opcodes that collect_memo_references looks at more closely.
+_STEP_BY_BYTE = [
+    0 if code in (_BINGET, _LONG_BINGET) else 1 + FIXED_ARGUMENT_SIZES.get(code, -1)
+    for code in range(256)
+]
 
 
 def collect_memo_references(reader: HashingReader) -> set[int]:
@@ -117,13 +121,15 @@ def collect_memo_references(reader: HashingReader) -> set[int]:
                 buffer = reader.load(base + position, 2 * _MARGIN)
                 base, position, limit = reader.start, 0, _window_limit(reader)
             code = buffer[position]
-            size = _ARGUMENT_SIZE_BY_BYTE[code]
-            if size >= 0:
-                if code == _BINGET:
-                    references.add(buffer[position + 1])
-                elif code == _LONG_BINGET:
-                    references.add(unpack_from("<I", buffer, position + 1)[0])
-                position += 1 + size
+            step = _STEP_BY_BYTE[code]
+            if step:
+                position += step
+            elif code == _BINGET:
+                references.add(buffer[position + 1])
+                position += 2
+            elif code == _LONG_BINGET:
+                references.add(unpack_from("<I", buffer, position + 1)[0])
+                position += 5
             elif code in LENGTH_FIELDS:
                 field, field_size = LENGTH_FIELDS[code]
                 (length,) = unpack_from(field, buffer, position + 1)
