@@ -23,6 +23,7 @@ __all__ = ["ORIGINS", "ImageRecord", "PickleList", "image_data"]
 # Origins of image entries (how each image was pickled), indexed by the code
 # stored per entry.
 ORIGINS = ("bytes", "py2-str", "numpy")
+_ORIGIN_CODES = {origin: code for code, origin in enumerate(ORIGINS)}
 # Origin codes of entries that are not images.
 _OBJECT = 3
 _FALSE = 4
@@ -67,7 +68,9 @@ def image_data(value: object) -> tuple[BytesSpan, str] | None:
         shape, dtype, data = value.shape, value.dtype, value.data
         if shape is None or dtype is None or data is None or dtype.typestr != "u1":
             return None
-        if sum(1 for n in shape if n != 1) > 1:
+        # The shapes that cv2.imencode gives, (n, 1) and (n,), need no loop.
+        common = len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)
+        if not common and sum(1 for n in shape if n != 1) > 1:
             return None
         span, origin = data, "numpy"
     else:
@@ -118,7 +121,7 @@ class PickleList:
                 self.objects[len(self.codes)] = value
             else:
                 span, origin = image
-                code = ORIGINS.index(origin)
+                code = _ORIGIN_CODES[origin]
                 offset, length, size, encoding = span.offset, span.length, span.size, span.encoding
         self.offsets.append(offset)
         self.lengths.append(length)

@@ -95,6 +95,8 @@ ALLOWED_GLOBALS: dict[tuple[str, str], AllowedGlobal] = {
     **_allow("bytes", "__builtin__.bytes", "builtins.bytes"),
 }
 
+_NDARRAY = ALLOWED_GLOBALS[("numpy", "ndarray")]
+
 # Opcode bytes of the fast path in RestrictedUnpickler._interpret.
 _BINPUT = pickle.BINPUT[0]
 _LONG_BINPUT = pickle.LONG_BINPUT[0]
@@ -566,7 +568,8 @@ class RestrictedUnpickler:
     def _call(self, function: AllowedGlobal, args: tuple[object, ...]) -> object:
         role = function.role
         if role == "reconstruct":
-            if not args or args[0] != ALLOWED_GLOBALS[("numpy", "ndarray")]:
+            # Identity is equality here: AllowedGlobals exist only in ALLOWED_GLOBALS.
+            if not args or args[0] is not _NDARRAY:
                 raise UnsupportedValue(f"{function.name} of {describe_value(args)}")
             return NumpyArray()
         if role == "dtype":
