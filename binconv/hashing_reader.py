@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import os
 
-__all__ = ["CHUNK_SIZE", "HashingReader", "StreamView"]
+__all__ = ["CHUNK_SIZE", "MAX_LINE", "HashingReader", "StreamView"]
 
 CHUNK_SIZE = 1 << 20
 # Maximum number of bytes that StreamView.readline scans for a newline. The
 # module and attribute names of a GLOBAL opcode are far shorter.
-_MAX_LINE = 4096
+MAX_LINE = 4096
 
 
 class HashingReader:
@@ -65,6 +65,16 @@ class HashingReader:
         self.buffer = data
         self.start = offset
         return data
+
+    def scan_limit(self, margin: int) -> int:
+        """Return the last window index from which `margin` bytes can be read.
+
+        At the end of the file it is the window's length instead, so a scan
+        that stays at or below it needs bounds checks only there.
+        """
+        if self.end >= self.size:
+            return len(self.buffer)
+        return len(self.buffer) - margin
 
     def read_at(self, offset: int, size: int) -> bytes:
         """Return `size` bytes at `offset`, fewer only at the end of the file."""
@@ -139,7 +149,7 @@ class StreamView:
         return data
 
     def readline(self) -> bytes:
-        data = self._reader.read_at(self._offset, _MAX_LINE)
+        data = self._reader.read_at(self._offset, MAX_LINE)
         newline = data.find(b"\n")
         if newline >= 0:
             data = data[: newline + 1]

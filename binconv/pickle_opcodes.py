@@ -11,14 +11,14 @@ import pickle
 import pickletools
 import struct
 
-from .hashing_reader import HashingReader
+from .hashing_reader import MAX_LINE, HashingReader
 
 __all__ = [
     "ALLOWED_OPCODES",
     "FIXED_ARGUMENT_SIZES",
     "LENGTH_FIELDS",
-    "MAX_LINE",
     "OPCODES_BY_BYTE",
+    "SCAN_MARGIN",
     "collect_memo_references",
 ]
 
@@ -81,13 +81,10 @@ LENGTH_FIELDS = {
     )
 }
 
-# Maximum number of bytes searched for the newline that ends each line of a
-# GLOBAL argument, as StreamView.readline does.
-MAX_LINE = 4096
-
-# Margin kept in the window so that any fixed argument, length field and
-# short value can be read without a bounds check.
-_MARGIN = 512
+# Bytes kept in the window ahead of each opcode, enough for any fixed
+# argument, length field and short value (up to 256 bytes) without a bounds
+# check.
+SCAN_MARGIN = 512
 _GLOBAL = pickle.GLOBAL[0]
 _BINGET = pickle.BINGET[0]
 _LONG_BINGET = pickle.LONG_BINGET[0]
@@ -111,15 +108,15 @@ def collect_memo_references(reader: HashingReader) -> set[int]:
     """
     references: set[int] = set()
     unpack_from = struct.unpack_from
-    buffer = reader.load(0, 2 * _MARGIN)
+    buffer = reader.load(0, 2 * SCAN_MARGIN)
     base = reader.start
     position = 0
-    limit = _window_limit(reader)
+    limit = reader.scan_limit(SCAN_MARGIN)
     try:
         while True:
             if position > limit:
-                buffer = reader.load(base + position, 2 * _MARGIN)
-                base, position, limit = reader.start, 0, _window_limit(reader)
+                buffer = reader.load(base + position, 2 * SCAN_MARGIN)
+                base, position, limit = reader.start, 0, reader.scan_limit(SCAN_MARGIN)
             code = buffer[position]
             step = _STEP_BY_BYTE[code]
             if step:
@@ -146,16 +143,16 @@ def collect_memo_references(reader: HashingReader) -> set[int]:
 
 
 def _skip_global(reader: HashingReader, offset: int) -> int:
-    # GLOBAL's argument is "module\nname\n"; return the offset after it.
+    """Return the offset after the GLOBAL opcode at `offset`, whose argument is "module\\nname\\n".
+
+    Raises:
+        ValueError: A line has no newline within MAX_LINE bytes.
+    """
     data = reader.read_at(offset + 1, 2 * MAX_LINE)
     first = data.find(b"\n", 0, MAX_LINE)
-    second = data.find(b"\n", first + 1, first + 1 + MAX_LINE) if first >= 0 else -1
+    if first < 0:
+        raise ValueError("GLOBAL argument without a newline after the module")
+    second = data.find(b"\n", first + 1, first + 1 + MAX_LINE)
     if second < 0:
-        raise ValueError("GLOBAL argument without two newlines")
+        raise ValueError("GLOBAL argument without a newline after the name")
     return offset + 1 + second + 1
-
-
-def _window_limit(reader: HashingReader) -> int:
-    if reader.end >= reader.size:
-        return len(reader.buffer)
-    return len(reader.buffer) - _MARGIN

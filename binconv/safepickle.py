@@ -40,6 +40,7 @@ from .pickle_opcodes import (
     ALLOWED_OPCODES,
     LENGTH_FIELDS,
     OPCODES_BY_BYTE,
+    SCAN_MARGIN,
     collect_memo_references,
 )
 from .pickle_values import (
@@ -138,10 +139,6 @@ _BYTES_ORIGINS = {
 }
 # Opcodes whose argument is a length and that many bytes of UTF-8 text.
 _TEXT_OPCODES = frozenset({pickle.SHORT_BINUNICODE[0], pickle.BINUNICODE[0], pickle.BINUNICODE8[0]})
-# Bytes kept in the window ahead of each opcode, enough for any fast-path
-# argument, length field and short value without a bounds check.
-_MARGIN = 512
-
 _Handler = Callable[[object, int], object]
 
 
@@ -243,14 +240,14 @@ class RestrictedUnpickler:
         references, sparse_keys = self._references, self._sparse_keys
         dense_keys = 0
         unpack_from = struct.unpack_from
-        buffer = reader.load(offset, 2 * _MARGIN)
-        base, position, limit = reader.start, 0, self._window_limit()
+        buffer = reader.load(offset, 2 * SCAN_MARGIN)
+        base, position, limit = reader.start, 0, reader.scan_limit(SCAN_MARGIN)
         floor = marks[-1] if marks else 0
         try:
             while True:
                 if position > limit:
-                    buffer = reader.load(base + position, 2 * _MARGIN)
-                    base, position, limit = reader.start, 0, self._window_limit()
+                    buffer = reader.load(base + position, 2 * SCAN_MARGIN)
+                    base, position, limit = reader.start, 0, reader.scan_limit(SCAN_MARGIN)
                 code = buffer[position]
                 if code in _PUT_CODES:
                     if code == _BINPUT:
@@ -327,16 +324,11 @@ class RestrictedUnpickler:
                     next_offset = self._run_other_opcode(code, base + position)
                     floor = marks[-1] if marks else 0
                     if reader.buffer is not buffer:
-                        buffer, base, limit = reader.buffer, reader.start, self._window_limit()
+                        buffer, base = reader.buffer, reader.start
+                        limit = reader.scan_limit(SCAN_MARGIN)
                     position = next_offset - base
         except (IndexError, struct.error):
             raise self._invalid(base + position) from None
-
-    def _window_limit(self) -> int:
-        reader = self._reader
-        if reader.end >= reader.size:
-            return len(reader.buffer)
-        return len(reader.buffer) - _MARGIN
 
     def _run_other_opcode(self, code: int, position: int) -> int:
         """Run an opcode that the loop does not handle inline; return the offset after it."""
