@@ -171,6 +171,9 @@ def _split_top_level(top: object, path: Path) -> tuple[PickleList, object]:
         )
     images, issame = top[0], top[1]
     if isinstance(images, tuple):
+        # NOTE: images pickled as a tuple are all objects on the stack until
+        # the TUPLE opcode, so memory grows by an object per image for them.
+        # Writers of .bin files pickle a list.
         images = PickleList(images)
     if not isinstance(images, PickleList):
         raise BinFileError(f"{path}: images is {describe_value(images)}, expected a list")
