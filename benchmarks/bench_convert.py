@@ -5,8 +5,10 @@ image at JPEG quality 85, so 6,000 pairs make a file of about 50 MB. Two
 layouts are measured: images as `bytes` (protocol 4), and images as NumPy
 uint8 arrays of shape (n, 1) (protocol 3), the usual way `cv2.imencode`
 output is saved. Each measurement runs in a fresh Python process, so its
-peak RSS is its own. The source file is in the page cache for both
-conversion and copy, and both fsync their output.
+peak RSS is its own. CPU time is that process's, all threads together,
+which other jobs on the machine affect less than wall time. The source
+file is in the page cache for both conversion and copy, and both fsync
+their output.
 
 Usage:
     python benchmarks/bench_convert.py [--pairs 6000] [--scales 1,2,4] [--repeat 3]
@@ -27,7 +29,7 @@ import numpy as np
 
 from binconv.synthetic import generate_pairs
 
-# Runs in a child process: converts or copies, then prints wall time and peak RSS.
+# Runs in a child process: converts or copies, then prints wall time, CPU time and peak RSS.
 _CHILD = """
 import json, os, shutil, sys, time
 from pathlib import Path
@@ -35,6 +37,7 @@ mode, source, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 if mode == "convert":
     from binconv.convert import convert_bins
 start = time.perf_counter()
+cpu_start = time.process_time()
 if mode == "convert":
     convert_bins([source], str(out))
 elif mode == "copy":
@@ -44,11 +47,12 @@ elif mode == "copy":
         dst.flush()
         os.fsync(dst.fileno())
 seconds = time.perf_counter() - start
+cpu_seconds = time.process_time() - cpu_start
 # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so a child would
 # report the larger parent's peak.
 status = Path("/proc/self/status").read_text()
 peak_kib = int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1])
-print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_kib / 1024}))
+print(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_mb": peak_kib / 1024}))
 """
 
 
@@ -106,8 +110,8 @@ def main() -> None:
     images, labels = build_images(args.pairs, args.quality)
     mean_kb = sum(len(image) for image in images) / len(images) / 1000
     print(f"{args.pairs} pairs of 112x112 JPEG faces, {mean_kb:.1f} KB per image on average")
-    header = ("layout", "pairs", "file MB", "job", "wall s", "MB/s", "peak RSS MB")
-    print("{:8} {:>7} {:>8} {:8} {:>7} {:>7} {:>12}".format(*header))
+    header = ("layout", "pairs", "file MB", "job", "wall s", "MB/s", "CPU s", "peak RSS MB")
+    print("{:8} {:>7} {:>8} {:8} {:>7} {:>7} {:>7} {:>12}".format(*header))
     with tempfile.TemporaryDirectory(prefix="bench-convert-") as folder:
         work = Path(folder)
         for form in ("bytes", "numpy"):
@@ -120,7 +124,7 @@ def main() -> None:
                     print(
                         f"{form:8} {args.pairs * scale:>7} {megabytes:>8.1f} {mode:8} "
                         f"{run['seconds']:>7.2f} {megabytes / run['seconds']:>7.0f} "
-                        f"{run['peak_rss_mb']:>12.0f}"
+                        f"{run['cpu_seconds']:>7.2f} {run['peak_rss_mb']:>12.0f}"
                     )
                 source.unlink()
 

@@ -1,11 +1,11 @@
-"""Safe reading of legacy `.bin` files: one pass to index them, then one image at a time.
+"""Safe reading of legacy `.bin` files: one pass to index them, then the images in order.
 
 A `.bin` is a pickle of `(images, issame)` where images `2i` and `2i + 1`
 form pair `i`. `read_bin_index` interprets the pickle with
 `RestrictedUnpickler`, which runs no code from the file, hashes the file in
 the same pass, and records where each image's bytes lie. `iter_bin_pairs`
-then reads the images back by position, one pair at a time, so neither the
-whole file nor the decoded images are held in memory.
+then reads the images back by position, about 1 MiB of the file at a time,
+so neither the whole file nor the decoded images are held in memory.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .errors import BinFileError
-from .format import detect_image_type
 from .hashing_reader import HashingReader
 from .manifest import SourceInfo
+from .pickle_list import ORIGINS, PickleList
 from .pickle_numpy import NumpyArray, decode_integers
 from .pickle_values import LATIN1_TEXT, BytesSpan, describe_value
 from .safepickle import RestrictedUnpickler
@@ -131,10 +131,10 @@ def read_bin_index(path: Path) -> BinIndex:
     """
     with _open_source(path) as file:
         stat = os.fstat(file.fileno())
-        reader = HashingReader(file, stat.st_size)
+        reader = HashingReader(file.fileno(), stat.st_size)
         unpickler = RestrictedUnpickler(reader, str(path))
         top = unpickler.load()
-        trailing, sha256 = reader.finish()
+        trailing, sha256 = reader.finish(unpickler.end)
         if trailing:
             logger.warning("%s: ignoring %d bytes after the end of the pickle", path, trailing)
 
@@ -145,10 +145,10 @@ def read_bin_index(path: Path) -> BinIndex:
                 f"{path}: {len(images)} images make {len(images) // 2} pairs, but issame has "
                 f"{len(values)} entries; expected len(images) == 2 * len(issame)"
             )
-        spans = [_image_span(item, index, path) for index, item in enumerate(images)]
+        _check_images(images, path)
         labels = _labels(values, path)
 
-    containers = sorted({origin for _, origin in spans})
+    containers = sorted({ORIGINS[code] for code in set(images.codes)})
     return BinIndex(
         path=path,
         size=stat.st_size,
@@ -157,47 +157,61 @@ def read_bin_index(path: Path) -> BinIndex:
         pickle_protocol=unpickler.protocol,
         image_container="+".join(containers),
         issame=labels,
-        image_offsets=array("q", (span.offset for span, _ in spans)),
-        image_lengths=array("q", (span.length for span, _ in spans)),
-        image_sizes=array("q", (span.size for span, _ in spans)),
-        image_encodings=bytes(span.encoding for span, _ in spans),
+        image_offsets=images.offsets,
+        image_lengths=images.lengths,
+        image_sizes=images.sizes,
+        image_encodings=bytes(images.encodings),
     )
 
 
-def _split_top_level(top: object, path: Path) -> tuple[list[object], object]:
-    if not isinstance(top, tuple | list) or len(top) != 2:
+def _split_top_level(top: object, path: Path) -> tuple[PickleList, object]:
+    if not isinstance(top, tuple | PickleList) or len(top) != 2:
         raise BinFileError(
             f"{path}: expected a pickle of (images, issame), found {describe_value(top)}"
         )
-    images, issame = top
-    if not isinstance(images, tuple | list):
+    images, issame = top[0], top[1]
+    if isinstance(images, tuple):
+        # NOTE: images pickled as a tuple are all objects on the stack until
+        # the TUPLE opcode, so memory grows by an object per image for them.
+        # Writers of .bin files pickle a list.
+        images = PickleList(images)
+    if not isinstance(images, PickleList):
         raise BinFileError(f"{path}: images is {describe_value(images)}, expected a list")
     if len(images) % 2:
         raise BinFileError(
             f"{path}: the file has an odd number of images ({len(images)}); "
             "images 2i and 2i+1 must form pair i"
         )
-    return list(images), issame
+    return images, issame
 
 
-def _image_span(item: object, index: int, path: Path) -> tuple[BytesSpan, str]:
+def _check_images(images: PickleList, path: Path) -> None:
+    # PickleList stores every valid image entry as a location, so any other
+    # entry is invalid. Report the first one.
+    first = images.codes.translate(_NOT_AN_IMAGE_CODE).find(1)
+    if first >= 0:
+        raise _image_error(images[first], first, path)
+
+
+# Maps PickleList origin codes of images to 0 and all other codes to 1.
+_NOT_AN_IMAGE_CODE = bytes(0 if code < len(ORIGINS) else 1 for code in range(256))
+
+
+def _image_error(item: object, index: int, path: Path) -> BinFileError:
     where = f"{path}: pair {index // 2}: img{index % 2 + 1} (image {index})"
     if isinstance(item, NumpyArray):
         span = _array_image_span(item, where)
-        origin = "numpy"
     elif isinstance(item, BytesSpan):
-        span, origin = item, item.origin
+        span = item
     else:
-        raise BinFileError(
+        return BinFileError(
             f"{where} is {describe_value(item)}, expected encoded image bytes "
             "or a uint8 NumPy array"
         )
-    if detect_image_type(span.head) is None:
-        raise BinFileError(
-            f"{where} is not an encoded image (first bytes {span.head[:8].hex()}, "
-            f"{span.size} bytes); expected {_IMAGE_TYPES} data"
-        )
-    return span, origin
+    return BinFileError(
+        f"{where} is not an encoded image (first bytes {span.head[:8].hex()}, "
+        f"{span.size} bytes); expected {_IMAGE_TYPES} data"
+    )
 
 
 def _array_image_span(array_value: NumpyArray, where: str) -> BytesSpan:
@@ -215,7 +229,7 @@ def _array_image_span(array_value: NumpyArray, where: str) -> BytesSpan:
 def _issame_values(issame: object, file: BinaryIO, path: Path) -> list[object]:
     if isinstance(issame, NumpyArray):
         return _array_labels(issame, file, path)
-    if isinstance(issame, tuple | list):
+    if isinstance(issame, tuple | PickleList):
         return list(issame)
     raise BinFileError(
         f"{path}: issame is {describe_value(issame)}, expected a list or NumPy array"
@@ -251,10 +265,18 @@ def _array_labels(issame: NumpyArray, file: BinaryIO, path: Path) -> list[object
 def _read_span(fd: int, span: BytesSpan, path: Path) -> bytes:
     data = os.pread(fd, span.length, span.offset)
     if len(data) != span.length:
-        raise BinFileError(f"{path}: the file is shorter than when it was indexed; run again")
-    if span.encoding == LATIN1_TEXT:
+        raise _shorter_error(path)
+    return _decode_stored(data, span.encoding)
+
+
+def _decode_stored(data: bytes, encoding: int) -> bytes:
+    if encoding == LATIN1_TEXT:
         return data.decode("utf-8").encode("latin-1")
     return data
+
+
+def _shorter_error(path: Path) -> BinFileError:
+    return BinFileError(f"{path}: the file is shorter than when it was indexed; run again")
 
 
 def read_image(index: BinIndex, fd: int, image: int) -> bytes:
@@ -271,18 +293,42 @@ def read_image(index: BinIndex, fd: int, image: int) -> bytes:
     return _read_span(fd, span, index.path)
 
 
+class _ImageWindow:
+    """A window of at least `_CHUNK_SIZE` bytes of the file, through which images are read.
+
+    Images are usually stored in order, so one read serves hundreds of them.
+    """
+
+    def __init__(self, index: BinIndex, fd: int) -> None:
+        self._index = index
+        self._fd = fd
+        self._data = b""
+        self._start = 0
+
+    def read(self, image: int) -> bytes:
+        index = self._index
+        offset, length = index.image_offsets[image], index.image_lengths[image]
+        begin = offset - self._start
+        if begin < 0 or begin + length > len(self._data):
+            self._data = os.pread(self._fd, max(_CHUNK_SIZE, length), offset)
+            self._start, begin = offset, 0
+            if len(self._data) < length:
+                raise _shorter_error(index.path)
+        return _decode_stored(self._data[begin : begin + length], index.image_encodings[image])
+
+
 def iter_bin_pairs(index: BinIndex) -> Iterator[Pair]:
-    """Yield the pairs of an indexed `.bin` file in order, reading one pair at a time.
+    """Yield the pairs of an indexed `.bin` file in order, reading about 1 MiB at a time.
 
     Raises:
         BinFileError: The file changed since it was indexed.
     """
     with _open_source(index.path) as file:
         _check_unchanged(index, file)
-        fd = file.fileno()
+        window = _ImageWindow(index, file.fileno())
         for pair in range(index.num_pairs):
-            img1 = read_image(index, fd, 2 * pair)
-            img2 = read_image(index, fd, 2 * pair + 1)
+            img1 = window.read(2 * pair)
+            img2 = window.read(2 * pair + 1)
             yield Pair(pair, img1, img2, index.issame[pair] == 1)
         _check_unchanged(index, file)
 

@@ -98,6 +98,7 @@ def write_dataset(
                 on_pair()
         shards = writer.close()
     except BaseException:
+        writer.abort()
         _remove_shards(fs, folder, [shard.url for shard in writer.shards])
         raise
     if not shards:

@@ -90,8 +90,12 @@ def set_array_state(array: NumpyArray, state: object) -> None:
     """Apply an array's pickled state `([version,] shape, dtype, is_fortran, data)`."""
     if not isinstance(state, tuple) or len(state) not in (4, 5):
         raise UnsupportedValue(f"invalid NumPy array state: {describe_value(state)}")
-    shape, dtype, _is_fortran, data = state[-4:]
-    _fill_array(array, shape, dtype, data)
+    shape, dtype, data = _check_array_state(state[-4], state[-3], state[-1])
+    if array.data is not None:
+        # NumPy's own pickles set an array's state once. Allowing it twice would
+        # let a file change an image after a PickleList stored its location.
+        raise UnsupportedValue("BUILD on a NumPy array that already has data is not allowed")
+    array.shape, array.dtype, array.data = shape, dtype, data
 
 
 def array_from_buffer(args: tuple[object, ...]) -> NumpyArray:
@@ -99,32 +103,38 @@ def array_from_buffer(args: tuple[object, ...]) -> NumpyArray:
     if len(args) != 4:
         raise UnsupportedValue(f"_frombuffer called with {len(args)} arguments, expected 4")
     data, dtype, shape, _order = args
-    array = NumpyArray()
-    _fill_array(array, shape, dtype, data)
-    return array
+    return NumpyArray(*_check_array_state(shape, dtype, data))
 
 
-def _fill_array(array: NumpyArray, shape: object, dtype: object, data: object) -> None:
+def _check_array_state(
+    shape: object, dtype: object, data: object
+) -> tuple[tuple[int, ...], NumpyDtype, BytesSpan]:
+    """Check that shape, dtype and data describe a valid array and return them, typed.
+
+    Raises:
+        UnsupportedValue: They do not describe a valid array.
+    """
     if not isinstance(dtype, NumpyDtype):
         raise UnsupportedValue(f"NumPy array with dtype {describe_value(dtype)} is not supported")
-    if not isinstance(shape, tuple) or not all(
-        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape
-    ):
+    if not isinstance(shape, tuple):
         raise UnsupportedValue(f"NumPy array with invalid shape {shape!r}")
+    count = 1
+    for n in shape:
+        # Exactly int: bool is a subclass of int but no valid dimension.
+        if type(n) is not int or n < 0:
+            raise UnsupportedValue(f"NumPy array with invalid shape {shape!r}")
+        count *= n
     if not isinstance(data, BytesSpan):
         raise UnsupportedValue(
             f"NumPy array whose data is {describe_value(data)}, expected raw bytes "
             "(object arrays are not supported)"
         )
-    count = 1
-    for n in shape:
-        count *= n
     if count * dtype.itemsize != data.size:
         raise UnsupportedValue(
             f"NumPy array of shape {shape} and dtype {dtype.typestr} needs "
             f"{count * dtype.itemsize} bytes, but its data has {data.size}"
         )
-    array.shape, array.dtype, array.data = shape, dtype, data
+    return shape, dtype, data
 
 
 def make_scalar(args: tuple[object, ...]) -> int | bool:

@@ -82,7 +82,14 @@ def short_text(value: object) -> str | None:
 
 
 def describe_value(value: object) -> str:
-    """Describe an interpreted value in a few words, for error messages."""
+    """Describe an interpreted value in a few words, for error messages.
+
+    Values of other modules, such as `PickleList`, describe themselves with
+    a `describe` method.
+    """
+    describe = getattr(value, "describe", None)
+    if callable(describe):
+        return str(describe())
     if isinstance(value, BytesSpan):
         return f"{value.size} bytes"
     if isinstance(value, TextSpan):

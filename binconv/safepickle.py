@@ -1,25 +1,32 @@
 """A restricted pickle interpreter that never runs code from the file.
 
 `pickle.load` calls whatever global a pickle names, so loading an untrusted
-`.bin` can run any command. `RestrictedUnpickler` instead walks the opcodes
-with `pickletools.genops` and runs a small stack machine of its own. It accepts
-only the opcodes that protocol 2 to 5 use for tuples, lists, ints, bools,
-strings and bytes, and the few globals that NumPy arrays and Python 3 `bytes`
-need, which it interprets itself instead of calling them. Every other opcode
-or global raises `BinFileError` naming the file and the byte position.
+`.bin` can run any command. `RestrictedUnpickler` instead decodes the
+opcodes itself and runs a small stack machine of its own. It accepts only
+`ALLOWED_OPCODES`, which protocol 2 to 5 use for tuples, lists, ints, bools,
+strings and bytes, and the few globals that NumPy arrays and Python 3
+`bytes` need, which it interprets itself instead of calling them. Every
+other opcode or global raises `BinFileError` naming the file and the byte
+position.
 
-Strings and bytes become `BytesSpan`/`TextSpan` locations in the file, so the
-interpreter keeps no image data in memory.
+Strings and bytes become `BytesSpan`/`TextSpan` locations in the file, and
+lists become `PickleList`s, which store images as locations in flat
+arrays. Only the memo entries that the file reads back are kept (see
+`collect_memo_references`), so memory does not grow by an object per image.
 """
 
 from __future__ import annotations
 
-import pickletools
+import pickle
+import struct
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Protocol, cast
+from typing import IO, cast
 
 from .errors import BinFileError
+from .hashing_reader import HashingReader, StreamView
+from .pickle_list import PickleList
 from .pickle_numpy import (
     NumpyArray,
     NumpyDtype,
@@ -28,6 +35,13 @@ from .pickle_numpy import (
     make_scalar,
     set_array_state,
     set_dtype_state,
+)
+from .pickle_opcodes import (
+    ALLOWED_OPCODES,
+    LENGTH_FIELDS,
+    OPCODES_BY_BYTE,
+    SCAN_MARGIN,
+    collect_memo_references,
 )
 from .pickle_values import (
     LATIN1_TEXT,
@@ -39,7 +53,7 @@ from .pickle_values import (
     short_text,
 )
 
-__all__ = ["ALLOWED_GLOBALS", "AllowedGlobal", "PickleStream", "RestrictedUnpickler"]
+__all__ = ["ALLOWED_GLOBALS", "AllowedGlobal", "RestrictedUnpickler"]
 
 HIGHEST_PROTOCOL = 5
 # Bytes and strings up to this size keep their value. Longer ones (images)
@@ -82,148 +96,308 @@ ALLOWED_GLOBALS: dict[tuple[str, str], AllowedGlobal] = {
     **_allow("bytes", "__builtin__.bytes", "builtins.bytes"),
 }
 
-# Size of the length field between a string opcode and its data.
-_LENGTH_FIELD_SIZE = {
-    "SHORT_BINSTRING": 1,
-    "BINSTRING": 4,
-    "SHORT_BINBYTES": 1,
-    "BINBYTES": 4,
-    "BINBYTES8": 8,
-    "BYTEARRAY8": 8,
-    "SHORT_BINUNICODE": 1,
-    "BINUNICODE": 4,
-    "BINUNICODE8": 8,
+_NDARRAY = ALLOWED_GLOBALS[("numpy", "ndarray")]
+
+# Opcode bytes of the fast path in RestrictedUnpickler._interpret.
+_BINPUT = pickle.BINPUT[0]
+_LONG_BINPUT = pickle.LONG_BINPUT[0]
+_MEMOIZE = pickle.MEMOIZE[0]
+_BINGET = pickle.BINGET[0]
+_LONG_BINGET = pickle.LONG_BINGET[0]
+_MARK = pickle.MARK[0]
+_BININT = pickle.BININT[0]
+_BININT1 = pickle.BININT1[0]
+_BININT2 = pickle.BININT2[0]
+_NONE = pickle.NONE[0]
+_NEWTRUE = pickle.NEWTRUE[0]
+_NEWFALSE = pickle.NEWFALSE[0]
+_TUPLE = pickle.TUPLE[0]
+_TUPLE1 = pickle.TUPLE1[0]
+_TUPLE2 = pickle.TUPLE2[0]
+_TUPLE3 = pickle.TUPLE3[0]
+_EMPTY_LIST = pickle.EMPTY_LIST[0]
+_APPENDS = pickle.APPENDS[0]
+_REDUCE = pickle.REDUCE[0]
+_BUILD = pickle.BUILD[0]
+_FRAME = pickle.FRAME[0]
+_STOP = pickle.STOP[0]
+# Groups tested with one `in` each, which is faster than chained comparisons.
+_PUT_CODES = (_BINPUT, _LONG_BINPUT, _MEMOIZE)
+_GET_CODES = (_BINGET, _LONG_BINGET)
+_SMALL_TUPLE_CODES = (_TUPLE1, _TUPLE2, _TUPLE3)
+_CONSTANT_CODES = (_NEWFALSE, _NEWTRUE, _NONE)
+
+# Opcodes whose argument is a length and that many bytes of bytes or of a
+# Python 2 string, mapped to the `origin` of the resulting BytesSpan.
+_BYTES_ORIGINS = {
+    pickle.SHORT_BINSTRING[0]: "py2-str",
+    pickle.BINSTRING[0]: "py2-str",
+    pickle.SHORT_BINBYTES[0]: "bytes",
+    pickle.BINBYTES[0]: "bytes",
+    pickle.BINBYTES8[0]: "bytes",
+    pickle.BYTEARRAY8[0]: "bytes",
 }
-
-
-class PickleStream(Protocol):
-    """Stream interface that `pickletools.genops` reads from. `tell` must return file offsets."""
-
-    def read(self, size: int = -1, /) -> bytes: ...
-
-    def readline(self) -> bytes: ...
-
-    def tell(self) -> int: ...
+# Opcodes whose argument is a length and that many bytes of UTF-8 text.
+_TEXT_OPCODES = frozenset({pickle.SHORT_BINUNICODE[0], pickle.BINUNICODE[0], pickle.BINUNICODE8[0]})
+_Handler = Callable[[object, int], object]
 
 
 class RestrictedUnpickler:
-    """Interprets one pickle from a stream, allowing only the values .bin files need.
+    """Interprets one pickle from a file, allowing only the values .bin files need.
 
     Args:
-        stream: Binary stream positioned at the pickle's first byte, which
-            is at file offset 0, because spans record offsets from `tell`.
+        reader: Reader of the file, which must start with the pickle.
         source: Name of the file, used in error messages.
     """
 
-    def __init__(self, stream: PickleStream, source: str) -> None:
-        self._stream = stream
+    def __init__(self, reader: HashingReader, source: str) -> None:
+        self._reader = reader
         self._source = source
         self._stack: list[object] = []
         self._marks: list[int] = []
-        # NOTE: like pickle itself, the memo keeps every memoized value until the
-        # end, so memory grows by a small record per image (under 1 KB) even
-        # though image bytes are never held.
+        # Only entries whose index is in _references (see load).
         self._memo: dict[int, object] = {}
+        self._references: set[int] = set()
+        # Memo indexes ever stored are 0 .. dense_keys - 1 (a local of
+        # _interpret) and _sparse_keys. MEMOIZE stores at the index equal to
+        # the number of indexes stored, as pickle does.
+        self._sparse_keys: set[int] = set()
         self.protocol = 0
-        self._handlers: dict[str, Callable[[object, int], object]] = self._make_handlers()
+        self.end = 0
+        self._handlers = self._make_handlers()
 
     def load(self) -> object:
         """Interpret the pickle up to its STOP opcode and return the top-level value.
+
+        `end` is then the file offset just past STOP.
 
         Raises:
             BinFileError: The data is not a pickle of protocol 2 to 5, is
                 truncated, or uses an opcode or global that is not allowed.
         """
-        # genops calls only read, readline and tell, which PickleStream provides.
-        opcodes = pickletools.genops(cast("IO[bytes]", self._stream))
-        started = False
-        while True:
-            try:
-                opcode, arg, found_at = next(opcodes)
-            except ValueError as exc:  # includes UnicodeDecodeError
-                raise self._read_error(exc, started) from None
-            started = True
-            position = found_at if found_at is not None else -1
-            if position == 0 and opcode.name != "PROTO":
-                raise self._error(
-                    0,
-                    "not a pickle of protocol 2 or later (no PROTO opcode at the start); "
-                    "binconv reads .bin files written by pickle protocol 2 to 5",
-                )
-            if opcode.name == "STOP":
-                return self._pop(position)
-            handler = self._handlers.get(opcode.name)
-            if handler is None:
-                raise self._error(
-                    position,
-                    f"pickle opcode {opcode.name} is not allowed in a .bin file "
-                    "(binconv accepts only lists, tuples, numbers, bytes and NumPy arrays)",
-                )
-            handler(arg, position)
+        self._references = collect_memo_references(
+            HashingReader(self._reader.file_descriptor, self._reader.size, hashing=False)
+        )
+        return self._interpret(self._run_slow_opcode(0))
+
+    # Errors.
 
     def _error(self, position: int, message: str) -> BinFileError:
         return BinFileError(f"{self._source}: byte {position}: {message}")
 
-    def _read_error(self, exc: ValueError, started: bool) -> BinFileError:
+    def _read_error(self, exc: ValueError, position: int, offset: int) -> BinFileError:
+        # `position` is where the opcode starts, `offset` where reading stopped.
         text = str(exc)
-        position = self._stream.tell()
-        if position == 0:
+        if offset == 0:
             return BinFileError(f"{self._source}: the file is empty, not a pickle")
-        if not started:
+        if position == 0:
             return BinFileError(f"{self._source}: not a pickle (its first bytes are no opcode)")
         if "exhausted" in text or "remain" in text or "not enough data" in text:
             return BinFileError(
                 f"{self._source}: the file is truncated (the pickle data ends before its "
                 "STOP opcode); copy or download the file again"
             )
-        return BinFileError(f"{self._source}: invalid pickle data near byte {position} ({text})")
+        return BinFileError(f"{self._source}: invalid pickle data near byte {offset} ({text})")
 
-    def _make_handlers(self) -> dict[str, Callable[[object, int], object]]:
-        handlers: dict[str, Callable[[object, int], object]] = {
+    def _diagnose(self, position: int) -> BinFileError | None:
+        """Decode the opcode at `position` as `pickletools.genops` does; return its error, if any.
+
+        The fast path detects a bad opcode or argument but not which error
+        `pickletools` reports for it, so the opcode is decoded again here.
+        """
+        view = StreamView(self._reader, position)
+        code = view.read(1)
+        opcode = OPCODES_BY_BYTE.get(code[0]) if code else None
+        try:
+            if not code:
+                raise ValueError("pickle exhausted before seeing STOP")
+            if opcode is None:
+                raise ValueError(f"at position {position}, opcode {code!r} unknown")
+            if opcode.arg is not None:
+                opcode.arg.reader(cast("IO[bytes]", view))
+        except ValueError as exc:  # includes UnicodeDecodeError
+            return self._read_error(exc, position, view.tell())
+        return None
+
+    def _invalid(self, position: int) -> BinFileError:
+        error = self._diagnose(position)
+        if error is None:
+            raise AssertionError(f"byte {position}: the fast path rejected a valid opcode")
+        return error
+
+    # The opcode loop.
+
+    def _interpret(self, offset: int) -> object:
+        """Run opcodes from file offset `offset` up to STOP and return the value STOP pops.
+
+        The frequent opcodes are handled inline in this one loop, which
+        saves a method call per opcode: a NumPy image takes about 23
+        opcodes. The others go through _run_other_opcode. Inline code
+        decodes arguments before it checks the stack, as pickletools does,
+        and _invalid reports a failed decode.
+        """
+        reader, stack, marks, memo = self._reader, self._stack, self._marks, self._memo
+        references, sparse_keys = self._references, self._sparse_keys
+        dense_keys = 0
+        unpack_from = struct.unpack_from
+        buffer = reader.load(offset, 2 * SCAN_MARGIN)
+        base, position, limit = reader.start, 0, reader.scan_limit(SCAN_MARGIN)
+        floor = marks[-1] if marks else 0
+        try:
+            while True:
+                if position > limit:
+                    buffer = reader.load(base + position, 2 * SCAN_MARGIN)
+                    base, position, limit = reader.start, 0, reader.scan_limit(SCAN_MARGIN)
+                code = buffer[position]
+                if code in _PUT_CODES:
+                    if code == _BINPUT:
+                        key, size = buffer[position + 1], 2
+                    elif code == _LONG_BINPUT:
+                        key, size = unpack_from("<I", buffer, position + 1)[0], 5
+                    else:
+                        key, size = dense_keys + len(sparse_keys), 1
+                    if len(stack) <= floor:
+                        raise self._empty_stack_error(base + position)
+                    if key in references:
+                        memo[key] = stack[-1]
+                    if key == dense_keys and not sparse_keys:
+                        dense_keys += 1
+                    elif key >= dense_keys:
+                        dense_keys = self._add_sparse_key(key, dense_keys)
+                    position += size
+                elif code in _GET_CODES:
+                    if code == _BINGET:
+                        key, size = buffer[position + 1], 2
+                    else:
+                        key, size = unpack_from("<I", buffer, position + 1)[0], 5
+                    value = memo.get(key, memo)
+                    if value is memo:
+                        raise self._undefined_memo_error(base + position, key, dense_keys)
+                    stack.append(value)
+                    position += size
+                elif code == _BININT1:
+                    stack.append(buffer[position + 1])
+                    position += 2
+                elif code == _MARK:
+                    floor = len(stack)
+                    marks.append(floor)
+                    position += 1
+                elif code in _SMALL_TUPLE_CODES:
+                    count = code - _TUPLE1 + 1  # the opcodes of TUPLE1..TUPLE3 are consecutive
+                    if len(stack) - floor < count:
+                        raise self._empty_stack_error(base + position)
+                    items = tuple(stack[-count:])
+                    del stack[-count:]
+                    stack.append(items)
+                    position += 1
+                elif code == _TUPLE:
+                    if not marks:
+                        raise self._no_mark_error(base + position)
+                    start = marks.pop()
+                    floor = marks[-1] if marks else 0
+                    items = tuple(stack[start:])
+                    del stack[start:]
+                    stack.append(items)
+                    position += 1
+                elif code in _CONSTANT_CODES:
+                    stack.append(None if code == _NONE else code == _NEWTRUE)
+                    position += 1
+                elif code == _REDUCE:
+                    self._reduce(None, base + position)
+                    position += 1
+                elif code == _BUILD:
+                    self._build(None, base + position)
+                    position += 1
+                elif code == _BININT2:
+                    stack.append(unpack_from("<H", buffer, position + 1)[0])
+                    position += 3
+                elif code == _BININT:
+                    stack.append(unpack_from("<i", buffer, position + 1)[0])
+                    position += 5
+                elif code == _FRAME:
+                    position += 9
+                elif code == _STOP:
+                    self.end = base + position + 1
+                    return self._pop(base + position)
+                else:
+                    # These opcodes may move the reader's window.
+                    next_offset = self._run_other_opcode(code, base + position)
+                    floor = marks[-1] if marks else 0
+                    if reader.buffer is not buffer:
+                        buffer, base = reader.buffer, reader.start
+                        limit = reader.scan_limit(SCAN_MARGIN)
+                    position = next_offset - base
+        except (IndexError, struct.error):
+            raise self._invalid(base + position) from None
+
+    def _run_other_opcode(self, code: int, position: int) -> int:
+        """Run an opcode that the loop does not handle inline; return the offset after it."""
+        if code in _BYTES_ORIGINS:
+            value, end = self._read_bytes(code, position)
+            self._stack.append(value)
+            return end
+        if code in _TEXT_OPCODES:
+            text, end = self._read_text(code, position)
+            self._stack.append(text)
+            return end
+        if code == _APPENDS:
+            self._appends(None, position)
+            return position + 1
+        if code == _EMPTY_LIST:
+            self._stack.append(PickleList())
+            return position + 1
+        return self._run_slow_opcode(position)
+
+    def _run_slow_opcode(self, position: int) -> int:
+        """Decode the opcode at `position` with `pickletools`, run it, and return the offset after.
+
+        Rare opcodes and the first opcode of the file take this path, which
+        reads arguments exactly as `pickletools.genops` does.
+        """
+        view = StreamView(self._reader, position)
+        code = view.read(1)
+        opcode = OPCODES_BY_BYTE.get(code[0]) if code else None
+        if opcode is None:
+            raise self._invalid(position)
+        try:
+            # StreamView provides the read, readline and tell that argument readers call.
+            arg = opcode.arg.reader(cast("IO[bytes]", view)) if opcode.arg is not None else None
+        except ValueError as exc:  # includes UnicodeDecodeError
+            raise self._read_error(exc, position, view.tell()) from None
+        if position == 0 and opcode.name != "PROTO":
+            raise self._error(
+                0,
+                "not a pickle of protocol 2 or later (no PROTO opcode at the start); "
+                "binconv reads .bin files written by pickle protocol 2 to 5",
+            )
+        handler = self._handlers.get(opcode.name) if opcode.name in ALLOWED_OPCODES else None
+        if handler is None:
+            raise self._error(
+                position,
+                f"pickle opcode {opcode.name} is not allowed in a .bin file "
+                "(binconv accepts only lists, tuples, numbers, bytes and NumPy arrays)",
+            )
+        handler(arg, position)
+        return view.tell()
+
+    def _make_handlers(self) -> dict[str, _Handler]:
+        # Handlers of the opcodes that _run_slow_opcode runs, by name, called
+        # with the argument that pickletools decoded and the opcode's offset.
+        handlers: dict[str, _Handler] = {
             "PROTO": self._proto,
-            "FRAME": lambda arg, position: None,
-            "MARK": lambda arg, position: self._mark(),
             "POP": lambda arg, position: self._pop(position),
             "POP_MARK": lambda arg, position: self._pop_mark(position),
             "DUP": lambda arg, position: self._push(self._top(position)),
             "EMPTY_TUPLE": lambda arg, position: self._push(()),
-            "TUPLE": lambda arg, position: self._push(tuple(self._pop_mark(position))),
-            "TUPLE1": lambda arg, position: self._push_tuple(1, position),
-            "TUPLE2": lambda arg, position: self._push_tuple(2, position),
-            "TUPLE3": lambda arg, position: self._push_tuple(3, position),
-            "EMPTY_LIST": lambda arg, position: self._push([]),
-            "LIST": lambda arg, position: self._push(self._pop_mark(position)),
+            "EMPTY_LIST": lambda arg, position: self._push(PickleList()),
+            "LIST": lambda arg, position: self._push(PickleList(self._pop_mark(position))),
             "APPEND": self._append,
-            "APPENDS": self._appends,
             "GLOBAL": self._global,
             "STACK_GLOBAL": self._stack_global,
-            "REDUCE": self._reduce,
-            "BUILD": self._build,
         }
-        for name, value in (("NONE", None), ("NEWTRUE", True), ("NEWFALSE", False)):
-            handlers[name] = self._constant_handler(value)
-        for name in ("BININT", "BININT1", "BININT2", "LONG1", "LONG4"):
+        for name in ("LONG1", "LONG4"):
             handlers[name] = lambda arg, position: self._push(arg)
-        for name in ("BINPUT", "LONG_BINPUT"):
-            handlers[name] = self._put
-        handlers["MEMOIZE"] = lambda arg, position: self._put(len(self._memo), position)
-        for name in ("BINGET", "LONG_BINGET"):
-            handlers[name] = self._get
-        for name in _LENGTH_FIELD_SIZE:
-            handlers[name] = self._string_handler(name)
         return handlers
-
-    def _constant_handler(self, value: object) -> Callable[[object, int], object]:
-        return lambda arg, position: self._push(value)
-
-    def _string_handler(self, name: str) -> Callable[[object, int], object]:
-        field_size = _LENGTH_FIELD_SIZE[name]
-        if name.endswith("UNICODE") or name.endswith("UNICODE8"):
-            return lambda arg, position: self._push(self._text_span(arg, position + 1 + field_size))
-        origin = "py2-str" if name.endswith("STRING") else "bytes"
-        return lambda arg, position: self._push(
-            self._bytes_span(arg, position + 1 + field_size, origin)
-        )
 
     # Stack and memo.
 
@@ -232,41 +406,43 @@ class RestrictedUnpickler:
 
     def _pop(self, position: int) -> object:
         if len(self._stack) <= (self._marks[-1] if self._marks else 0):
-            raise self._error(position, "invalid pickle: the stack is empty")
+            raise self._empty_stack_error(position)
         return self._stack.pop()
+
+    def _empty_stack_error(self, position: int) -> BinFileError:
+        return self._error(position, "invalid pickle: the stack is empty")
 
     def _top(self, position: int) -> object:
         value = self._pop(position)
         self._push(value)
         return value
 
-    def _mark(self) -> None:
-        self._marks.append(len(self._stack))
-
     def _pop_mark(self, position: int) -> list[object]:
         if not self._marks:
-            raise self._error(position, "invalid pickle: no MARK before this opcode")
+            raise self._no_mark_error(position)
         start = self._marks.pop()
         items = self._stack[start:]
         del self._stack[start:]
         return items
 
-    def _push_tuple(self, count: int, position: int) -> None:
-        items = [self._pop(position) for _ in range(count)]
-        self._push(tuple(reversed(items)))
+    def _no_mark_error(self, position: int) -> BinFileError:
+        return self._error(position, "invalid pickle: no MARK before this opcode")
 
-    def _put(self, arg: object, position: int) -> None:
-        assert isinstance(arg, int)  # genops decodes memo indexes as ints
-        self._memo[arg] = self._top(position)
+    def _add_sparse_key(self, key: int, dense_keys: int) -> int:
+        # Record a memo index that leaves a gap; return the new dense count.
+        self._sparse_keys.add(key)
+        while dense_keys in self._sparse_keys:
+            self._sparse_keys.remove(dense_keys)
+            dense_keys += 1
+        return dense_keys
 
-    def _get(self, arg: object, position: int) -> None:
-        assert isinstance(arg, int)
-        if arg not in self._memo:
-            raise self._error(position, f"invalid pickle: memo entry {arg} is not defined")
-        self._push(self._memo[arg])
+    def _undefined_memo_error(self, position: int, key: int, dense_keys: int) -> BinFileError:
+        if key < dense_keys or key in self._sparse_keys:
+            raise AssertionError(f"byte {position}: memo entry {key} was stored but not kept")
+        return self._error(position, f"invalid pickle: memo entry {key} is not defined")
 
     def _proto(self, arg: object, position: int) -> None:
-        assert isinstance(arg, int)
+        assert isinstance(arg, int)  # pickletools decodes the protocol as an int
         if arg < 2 or arg > HIGHEST_PROTOCOL:
             raise self._error(
                 position, f"pickle protocol {arg} is not supported (binconv reads 2 to 5)"
@@ -283,34 +459,59 @@ class RestrictedUnpickler:
         values = self._pop_mark(position)
         self._list_on_top(position).extend(values)
 
-    def _list_on_top(self, position: int) -> list[object]:
+    def _list_on_top(self, position: int) -> PickleList:
         target = self._top(position)
-        if not isinstance(target, list):
+        if not isinstance(target, PickleList):
             raise self._error(position, f"APPEND to {describe_value(target)}, expected a list")
         return target
 
     # Strings and bytes.
 
-    def _bytes_span(self, arg: object, offset: int, origin: str) -> BytesSpan:
-        # genops returns BINSTRING data decoded as Latin-1, BINBYTES as bytes
-        # and BYTEARRAY8 as a bytearray.
-        if isinstance(arg, str):
-            raw = arg.encode("latin-1")
+    def _read_length(self, code: int, position: int) -> tuple[int, int]:
+        """Return the start and length of the data of the string opcode at `position`."""
+        field, field_size = LENGTH_FIELDS[code]
+        reader = self._reader
+        header = position + 1 - reader.start
+        if header >= 0 and header + field_size <= len(reader.buffer):
+            (length,) = struct.unpack_from(field, reader.buffer, header)
         else:
-            assert isinstance(arg, bytes | bytearray)
-            raw = bytes(arg)
-        value = raw if len(raw) <= SHORT_VALUE_SIZE else None
-        return BytesSpan(offset, len(raw), len(raw), RAW, raw[:HEAD_SIZE], value, origin)
+            data = reader.read_at(position + 1, field_size)
+            if len(data) < field_size:
+                raise self._invalid(position)
+            (length,) = struct.unpack(field, data)
+        start = position + 1 + field_size
+        if length < 0 or length > sys.maxsize or start + length > reader.size:
+            raise self._invalid(position)
+        return start, length
 
-    def _text_span(self, arg: object, offset: int) -> TextSpan:
-        assert isinstance(arg, str)
-        length = self._stream.tell() - offset
+    def _read_bytes(self, code: int, position: int) -> tuple[BytesSpan, int]:
+        # Only the first bytes of a long value are read: the rest is hashed
+        # when the window moves past it, never copied into an object.
+        start, length = self._read_length(code, position)
+        if length <= SHORT_VALUE_SIZE:
+            value = self._reader.read_at(start, length)
+            span = BytesSpan(
+                start, length, length, RAW, value[:HEAD_SIZE], value, _BYTES_ORIGINS[code]
+            )
+        else:
+            head = self._reader.read_at(start, HEAD_SIZE)
+            span = BytesSpan(start, length, length, RAW, head, None, _BYTES_ORIGINS[code])
+        return span, start + length
+
+    def _read_text(self, code: int, position: int) -> tuple[TextSpan, int]:
+        # Text is decoded whole, because invalid UTF-8 must be rejected.
+        start, length = self._read_length(code, position)
+        data = self._reader.read_at(start, length)
         try:
-            latin1_head: bytes | None = arg.encode("latin-1")[:HEAD_SIZE]
+            text = data.decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            raise self._invalid(position) from None
+        try:
+            latin1_head: bytes | None = text.encode("latin-1")[:HEAD_SIZE]
         except UnicodeEncodeError:
             latin1_head = None
-        value = arg if len(arg) <= SHORT_VALUE_SIZE else None
-        return TextSpan(offset, length, len(arg), value, latin1_head)
+        value = text if len(text) <= SHORT_VALUE_SIZE else None
+        return TextSpan(start, length, len(text), value, latin1_head), start + length
 
     def _text_value(self, value: object, position: int, what: str) -> str:
         text = short_text(value)
@@ -341,8 +542,11 @@ class RestrictedUnpickler:
         return allowed
 
     def _reduce(self, arg: object, position: int) -> None:
-        args = self._pop(position)
-        function = self._pop(position)
+        stack = self._stack
+        if len(stack) - (self._marks[-1] if self._marks else 0) < 2:
+            raise self._empty_stack_error(position)
+        args = stack.pop()
+        function = stack.pop()
         if not isinstance(function, AllowedGlobal) or not isinstance(args, tuple):
             raise self._error(
                 position,
@@ -356,7 +560,8 @@ class RestrictedUnpickler:
     def _call(self, function: AllowedGlobal, args: tuple[object, ...]) -> object:
         role = function.role
         if role == "reconstruct":
-            if not args or args[0] != ALLOWED_GLOBALS[("numpy", "ndarray")]:
+            # Identity is equality here: AllowedGlobals exist only in ALLOWED_GLOBALS.
+            if not args or args[0] is not _NDARRAY:
                 raise UnsupportedValue(f"{function.name} of {describe_value(args)}")
             return NumpyArray()
         if role == "dtype":
@@ -385,8 +590,11 @@ class RestrictedUnpickler:
         )
 
     def _build(self, arg: object, position: int) -> None:
-        state = self._pop(position)
-        target = self._top(position)
+        stack = self._stack
+        if len(stack) - (self._marks[-1] if self._marks else 0) < 2:
+            raise self._empty_stack_error(position)
+        state = stack.pop()
+        target = stack[-1]
         try:
             if isinstance(target, NumpyArray):
                 set_array_state(target, state)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import io
 import tarfile
-from collections import Counter
-from dataclasses import dataclass
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from .errors import BinconvError
@@ -25,28 +26,6 @@ class Pair:
     img1: bytes
     img2: bytes
     issame: bool
-
-
-class _HashingWriter(io.RawIOBase):
-    """A write-only stream that forwards to `target` and tracks size and SHA-256."""
-
-    def __init__(self, target: BinaryIO) -> None:
-        self._target = target
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.size
-
-    def write(self, data) -> int:
-        view = memoryview(data)
-        self._target.write(view)
-        self.sha256.update(view)
-        self.size += view.nbytes
-        return view.nbytes
 
 
 def pair_members(pair: Pair, source: str) -> list[tuple[str, bytes]]:
@@ -88,6 +67,11 @@ _MAX_MEMBER_SIZE = 8**11 - 1  # the largest size that 11 octal digits hold
 # spaces. Name and size fields are zero in the template, so a header's
 # checksum is this sum plus the bytes of its name and size fields.
 _TEMPLATE_CHECKSUM = sum(_HEADER_TEMPLATE) + 8 * ord(" ")
+# The fixed fields between the name, size and checksum fields.
+_AFTER_NAME = bytes(_HEADER_TEMPLATE[100:124])
+_AFTER_SIZE = bytes(_HEADER_TEMPLATE[136:148])
+_AFTER_CHECKSUM = bytes(_HEADER_TEMPLATE[156:])
+_ZEROS = bytes(_BLOCK_SIZE)
 
 
 def member_bytes(name: str, data: bytes) -> bytes:
@@ -96,13 +80,21 @@ def member_bytes(name: str, data: bytes) -> bytes:
     if len(encoded) > 100 or len(data) > _MAX_MEMBER_SIZE:
         raise BinconvError(f"tar member {name!r} of {len(data)} bytes does not fit a USTAR header")
     size_field = b"%011o\x00" % len(data)
-    header = bytearray(_HEADER_TEMPLATE)
-    header[: len(encoded)] = encoded
-    header[124:136] = size_field
     checksum = _TEMPLATE_CHECKSUM + sum(encoded) + sum(size_field)
-    header[148:156] = b"%06o\x00 " % checksum
-    padding = -len(data) % _BLOCK_SIZE
-    return b"".join((header, data, bytes(padding)))
+    # One join, so the data is copied once.
+    return b"".join(
+        (
+            encoded,
+            _ZEROS[: 100 - len(encoded)],
+            _AFTER_NAME,
+            size_field,
+            _AFTER_SIZE,
+            b"%06o\x00 " % checksum,
+            _AFTER_CHECKSUM,
+            data,
+            _ZEROS[: -len(data) % _BLOCK_SIZE],
+        )
+    )
 
 
 def tar_end(size: int) -> bytes:
@@ -111,12 +103,54 @@ def tar_end(size: int) -> bytes:
     return bytes(end + (-(size + end) % _RECORD_SIZE))
 
 
+# Members are written in batches of about this many bytes: large enough for
+# few write calls, small enough that memory stays low.
+_BATCH_SIZE = 1 << 20
+# Shards whose sync and rename may wait in the background thread at once.
+_MAX_PENDING = 8
+
+
+@dataclass
+class _OpenShard:
+    """A shard being written: its partial file is open and its hash covers what was written."""
+
+    name: str
+    first_pair: int
+    file: BinaryIO
+    # Exits open_atomic_write: an exception removes the partial file, a
+    # normal exit syncs it and renames it to the shard's name.
+    closer: contextlib.ExitStack
+    sha256: hashlib._Hash = field(default_factory=hashlib.sha256)
+    size: int = 0
+    num_pairs: int = 0
+    batch: list[bytes] = field(default_factory=list)
+    batch_size: int = 0
+
+    def add(self, member: bytes) -> None:
+        self.batch.append(member)
+        self.batch_size += len(member)
+        if self.batch_size >= _BATCH_SIZE:
+            self.flush()
+
+    def flush(self) -> None:
+        data = b"".join(self.batch)
+        self.sha256.update(data)
+        self.file.write(data)
+        self.size += len(data)
+        self.batch.clear()
+        self.batch_size = 0
+
+
 class PairShardWriter:
     """Writes consecutive pairs into shards `NAME-000000.tar`, ... under `out_dir`.
 
     Each shard is written atomically (see `open_atomic_write`), so a shard
-    file that exists is complete. Call `close` to finish the last shard and get
-    the list of shards; the caller writes the manifest after that.
+    file that exists is complete. Members are hashed and written in batches
+    of about 1 MiB. Syncing a full shard to disk and renaming it happen in a
+    background thread while the next shard is written, because a sync waits
+    for the disk and uses no CPU. Call `close` to finish the last shard and
+    get the list of shards, or `abort` after an error; the caller writes the
+    manifest after `close`.
 
     Args:
         out_dir: Folder path or URL that receives the shards.
@@ -132,48 +166,100 @@ class PairShardWriter:
         self.dataset = dataset
         self.pairs_per_shard = pairs_per_shard
         self.source = source
+        # Shards whose files are complete, in order.
         self.shards: list[ShardInfo] = []
         self.image_formats: Counter[str] = Counter()
         self.num_pairs = 0
         self.num_positive = 0
-        self._buffer: list[list[tuple[str, bytes]]] = []
+        self._current: _OpenShard | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: deque[tuple[ShardInfo, Future[None]]] = deque()
 
     def write(self, pair: Pair) -> None:
-        """Add the next pair; its index must follow the previous pair's."""
+        """Add the next pair; its index must follow the previous pair's.
+
+        Raises:
+            BinconvError: The pair is out of order, or an image has no
+                recognised image signature.
+            OSError: Writing or syncing a shard failed.
+        """
         if pair.index != self.num_pairs:
             raise BinconvError(
                 f"{self.source}: pairs must be written in order: got pair {pair.index}, "
                 f"expected {self.num_pairs}"
             )
         members = pair_members(pair, self.source)
-        self.image_formats.update(name.rsplit(".", 1)[1] for name, _ in members[:2])
-        self._buffer.append(members)
+        for name, _ in members[:2]:
+            self.image_formats[name[name.rindex(".") + 1 :]] += 1
+        shard = self._current if self._current is not None else self._open_shard()
+        for name, data in members:
+            shard.add(member_bytes(name, data))
+        shard.num_pairs += 1
         self.num_pairs += 1
         self.num_positive += int(pair.issame)
-        if len(self._buffer) == self.pairs_per_shard:
-            self._flush()
+        if shard.num_pairs == self.pairs_per_shard:
+            self._finish_shard()
 
     def close(self) -> tuple[ShardInfo, ...]:
-        """Write the last, partial shard and return all shards in order."""
-        if self._buffer:
-            self._flush()
+        """Write the last, partial shard, wait for all syncs and return all shards in order."""
+        if self._current is not None:
+            self._finish_shard()
+        self._wait_pending(0)
+        self._shutdown()
         return tuple(self.shards)
 
-    def _flush(self) -> None:
-        name = shard_name(self.dataset, len(self.shards))
-        first_pair = self.num_pairs - len(self._buffer)
-        with open_atomic_write(join_url(self.out_dir, name)) as out:
-            hashing = _HashingWriter(out)
-            for members in self._buffer:
-                hashing.write(b"".join(member_bytes(*member) for member in members))
-            hashing.write(tar_end(hashing.size))
-        self.shards.append(
-            ShardInfo(
-                url=name,
-                nsamples=len(self._buffer),
-                first_pair=first_pair,
-                size=hashing.size,
-                sha256=hashing.sha256.hexdigest(),
-            )
+    def abort(self) -> None:
+        """Remove the shard being written and wait for pending syncs, dropping their errors.
+
+        Afterwards `shards` lists every shard file this writer completed.
+        """
+        if self._current is not None:
+            shard, self._current = self._current, None
+            error = BinconvError(f"{self.source}: conversion aborted")
+            shard.closer.__exit__(BinconvError, error, None)
+        while self._pending:
+            info, future = self._pending.popleft()
+            # A failed sync has already removed its partial file.
+            with contextlib.suppress(Exception):
+                future.result()
+                self.shards.append(info)
+        self._shutdown()
+
+    def _open_shard(self) -> _OpenShard:
+        name = shard_name(self.dataset, len(self.shards) + len(self._pending))
+        closer = contextlib.ExitStack()
+        file = closer.enter_context(open_atomic_write(join_url(self.out_dir, name)))
+        self._current = _OpenShard(name, self.num_pairs, file, closer)
+        return self._current
+
+    def _finish_shard(self) -> None:
+        shard = self._current
+        assert shard is not None  # called only while a shard is open
+        shard.flush()
+        shard.batch.append(tar_end(shard.size))
+        shard.flush()
+        info = ShardInfo(
+            url=shard.name,
+            nsamples=shard.num_pairs,
+            first_pair=shard.first_pair,
+            size=shard.size,
+            sha256=shard.sha256.hexdigest(),
         )
-        self._buffer = []
+        self._wait_pending(_MAX_PENDING - 1)
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-sync")
+        self._pending.append((info, self._executor.submit(shard.closer.close)))
+        self._current = None
+
+    def _wait_pending(self, keep: int) -> None:
+        # Wait for the oldest pending shards until at most `keep` remain.
+        while len(self._pending) > keep:
+            info, future = self._pending[0]
+            future.result()
+            self._pending.popleft()
+            self.shards.append(info)
+
+    def _shutdown(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown()
+            self._executor = None

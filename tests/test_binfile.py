@@ -7,11 +7,13 @@ import logging
 import os
 import pickle
 import struct
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from binconv import hashing_reader
 from binconv.binfile import iter_bin_pairs, read_bin_index
 from binconv.errors import BinFileError
 from tests.binbuilder import (
@@ -400,3 +402,73 @@ def test_index_holds_no_image_bytes(tmp_path: Path) -> None:
     )
     assert stored < 1000
     assert index.image_bytes == sum(len(image) for image in big_images)
+
+
+# Reading in windows: results must not depend on where the windows end.
+
+
+def _mixed_forms(tmp_path: Path, images: list[bytes]) -> list[Path]:
+    issame = [True, False, False, True]
+    paths = [
+        write_bin(
+            tmp_path / f"{form}-{protocol}.bin", images, issame, protocol=protocol, images_as=form
+        )
+        for protocol in (2, 4, 5)
+        for form in IMAGE_FORMS
+    ]
+    paths.append(write_py2_bin(tmp_path / "py2.bin", images, issame))
+    paths.append(write_numpy1_bin(tmp_path / "np1.bin", images, issame, python2=True))
+    return paths
+
+
+@pytest.mark.parametrize("chunk_size", [1, 1500, 4099])
+def test_reader_small_windows_same_result(
+    tmp_path: Path, images: list[bytes], chunk_size: int, monkeypatch
+) -> None:
+    paths = _mixed_forms(tmp_path, images)
+    expected = {path: (read_all(path), read_bin_index(path).sha256) for path in paths}
+
+    monkeypatch.setattr(hashing_reader, "CHUNK_SIZE", chunk_size)
+
+    for path in paths:
+        assert (read_all(path), read_bin_index(path).sha256) == expected[path], path.name
+        assert read_bin_index(path).sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_reader_image_larger_than_window(tmp_path: Path, images: list[bytes]) -> None:
+    # 3 MB, past the 1 MiB window: the reader hashes it without reading it into an object.
+    huge = JPEG_MAGIC + os.urandom(3_000_000)
+    path = write_bin(tmp_path / "huge.bin", [images[0], huge, huge, images[1]], [True, False])
+
+    index = read_bin_index(path)
+
+    assert read_all(path) == ([images[0], huge, huge, images[1]], [True, False])
+    assert index.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _many_tiny_images_bin(path: Path, num_pairs: int, images_as: str) -> Path:
+    tiny = [JPEG_MAGIC + i.to_bytes(4, "big") * 8 for i in range(2 * num_pairs)]
+    return write_bin(path, tiny, alternating_issame(num_pairs), images_as=images_as)
+
+
+@pytest.mark.parametrize(("images_as", "num_pairs"), [("bytes", 4000), ("numpy-n1", 1000)])
+def test_reader_memory_per_image_is_small(
+    tmp_path: Path, images_as: str, num_pairs: int, monkeypatch
+) -> None:
+    # Small windows, so that the files are many windows long and only memory
+    # that grows with the number of images differs between the two files.
+    monkeypatch.setattr(hashing_reader, "CHUNK_SIZE", 1 << 16)
+    peaks = []
+    for pairs in (num_pairs, 2 * num_pairs):
+        path = _many_tiny_images_bin(tmp_path / f"{pairs}.bin", pairs, images_as)
+        tracemalloc.start()
+        try:
+            read_bin_index(path)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+
+    per_image = (peaks[1] - peaks[0]) / (2 * num_pairs)
+    # About 26 bytes of arrays per image remain; the old interpreter's memo
+    # and image records took 400 to 1,200.
+    assert per_image < 64
