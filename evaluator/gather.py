@@ -9,41 +9,34 @@ count, so every collective has the same shape on every rank.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from binconv.errors import BinconvError
-
 from .distributed import WorldInfo, agree_on_failure, all_gather_tensor, current_world
+from .embed import EmbeddedPairs
 
-__all__ = ["GatheredPairs", "PairCoverageError", "check_exactly_once", "gather_pairs"]
+__all__ = ["GatheredPairs", "gather_pairs"]
 
 # Embedding dtypes that can be gathered, in the order of their header codes.
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 # Number of dimensions after the pair dimension that the header can describe.
 _MAX_FEATURE_DIMS = 4
-# Pair indices listed in a coverage error message, per kind of problem.
-_MAX_LISTED = 8
-
-
-class PairCoverageError(BinconvError):
-    """Pairs that were not embedded exactly once across all ranks and workers."""
 
 
 @dataclass(frozen=True)
 class GatheredPairs:
-    """The embeddings of a whole dataset, in pair order, on the CPU of every rank.
+    """The rows that all ranks embedded, on the CPU of every rank.
 
     Attributes:
-        emb: Embeddings of the original images; row `i` belongs to pair `i`.
-        emb_flip: Embeddings of the mirrored images, in the same layout.
-        pairs_per_rank: Number of pairs each rank contributed.
+        embedded: The rows of rank 0, then those of rank 1, and so on, each
+            rank's in the order it embedded them. They are not sorted or
+            checked: `evaluator.evaluate.compute_result` does both.
+        pairs_per_rank: Number of rows each rank contributed.
     """
 
-    emb: torch.Tensor
-    emb_flip: torch.Tensor
+    embedded: EmbeddedPairs
     pairs_per_rank: tuple[int, ...]
 
 
@@ -54,41 +47,30 @@ class _RankHeader:
     feature_shape: tuple[int, ...]
 
 
-def gather_pairs(
-    indices: torch.Tensor,
-    emb: torch.Tensor,
-    emb_flip: torch.Tensor,
-    num_pairs: int,
-    world: WorldInfo | None = None,
-    describe_pair: Callable[[int], str] | None = None,
-) -> GatheredPairs:
-    """Gather every rank's embeddings and return the whole dataset's on every rank.
+def gather_pairs(local: EmbeddedPairs, world: WorldInfo | None = None) -> GatheredPairs:
+    """Gather the rows that every rank embedded and return all of them on every rank.
 
     Every rank must call this once per dataset, also a rank with no pairs.
-    A rank whose arguments are invalid makes every rank raise (see
+    A rank whose rows are invalid makes every rank raise (see
     `agree_on_failure`) instead of leaving the others waiting.
 
     Args:
-        indices: Pair indices of this rank's rows, int64 of shape `(k,)`; `k`
-            may be 0 and may differ between ranks.
-        emb: Embeddings of this rank's pairs, shape `(k, *feature_shape)`,
-            for example `(k, 2, d)` for both images of each pair.
-        emb_flip: Embeddings of the mirrored images, same shape and dtype.
-        num_pairs: Number of pairs in the dataset.
+        local: This rank's rows. Their number `k` may be 0 and may differ
+            between ranks. `emb` and `emb_flip` have shape
+            `(k, *feature_shape)`, such as `(k, 2, d)` for both images of
+            each pair, and the same dtype; ranks with rows must agree on the
+            feature shape, and mixed dtypes are promoted.
         world: The process group, by default `current_world()`.
-        describe_pair: Maps a pair index to a location such as its shard,
-            for error messages.
 
     Raises:
-        DistributedEvaluationError: The arguments were invalid on some rank.
-        PairCoverageError: The ranks together did not send each index
-            `0 .. num_pairs - 1` exactly once (raised on every rank).
-        ValueError: Without a process group, the arguments are invalid.
+        DistributedEvaluationError: The rows were invalid on some rank.
+        ValueError: Without a process group, the rows are invalid; with one,
+            the ranks' feature shapes differ (raised on every rank).
     """
     world = world or current_world()
     error: Exception | None = None
     try:
-        header = _local_header(indices, emb, emb_flip)
+        header = _local_header(local)
     except ValueError as exc:
         error = exc
     agree_on_failure(error, world)
@@ -96,14 +78,24 @@ def gather_pairs(
     headers = [_decode_header(row) for row in all_gather_tensor(_encode_header(header), world)]
     dtype, feature_shape = _common_layout(headers)
     counts = [rank_header.num_pairs for rank_header in headers]
-    indices_per_rank, rows_per_rank = _gather_rows(
-        indices, emb, emb_flip, counts, dtype, feature_shape, world
+    labels_per_rank, rows_per_rank = _gather_rows(local, counts, dtype, feature_shape, world)
+    labels = torch.cat(labels_per_rank)
+    rows = torch.cat(rows_per_rank)
+    embedded = EmbeddedPairs(
+        indices=labels[:, 0].clone(),
+        emb=rows[:, 0].clone(),
+        emb_flip=rows[:, 1].clone(),
+        issame=labels[:, 1].bool(),
     )
-    check_exactly_once(indices_per_rank, num_pairs, describe_pair)
-    return _assemble(indices_per_rank, rows_per_rank, num_pairs, dtype, feature_shape, counts)
+    return GatheredPairs(embedded, tuple(counts))
 
 
-def _local_header(indices: torch.Tensor, emb: torch.Tensor, emb_flip: torch.Tensor) -> _RankHeader:
+def _local_header(local: EmbeddedPairs) -> _RankHeader:
+    indices, emb, emb_flip = local.indices, local.emb, local.emb_flip
+    if local.issame.shape != indices.shape:
+        raise ValueError(
+            f"issame has shape {tuple(local.issame.shape)}, expected {tuple(indices.shape)}"
+        )
     if indices.dim() != 1 or indices.dtype != torch.int64:
         raise ValueError(
             f"indices must be an int64 tensor of shape (k,), got {indices.dtype} "
@@ -168,103 +160,40 @@ def _common_layout(headers: Sequence[_RankHeader]) -> tuple[torch.dtype, tuple[i
 
 
 def _gather_rows(
-    indices: torch.Tensor,
-    emb: torch.Tensor,
-    emb_flip: torch.Tensor,
+    local: EmbeddedPairs,
     counts: Sequence[int],
     dtype: torch.dtype,
     feature_shape: tuple[int, ...],
     world: WorldInfo,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Gather each rank's indices and `(k, 2, *feature_shape)` rows, unpadded, on the CPU."""
+    """Gather each rank's labels and rows, unpadded, on the CPU.
+
+    A rank's labels are int64 `(k, 2)`: pair index, then issame as 0 or 1.
+    Its rows are `(k, 2, *feature_shape)`: `emb`, then `emb_flip`.
+    """
     max_count = max(counts)
     if max_count == 0:
-        no_indices = torch.empty(0, dtype=torch.int64)
+        no_labels = torch.empty((0, 2), dtype=torch.int64)
         no_rows = torch.empty((0, 2, *feature_shape), dtype=dtype)
-        return [no_indices for _ in counts], [no_rows for _ in counts]
+        return [no_labels for _ in counts], [no_rows for _ in counts]
     local_count = counts[world.rank]
-    padded_indices = torch.full((max_count,), -1, dtype=torch.int64)
-    padded_indices[:local_count] = indices.cpu()
+    padded_labels = torch.zeros((max_count, 2), dtype=torch.int64)
+    padded_labels[:local_count, 0] = local.indices.cpu()
+    padded_labels[:local_count, 1] = local.issame.cpu().long()
     padded_rows = torch.zeros((max_count, 2, *feature_shape), dtype=dtype)
-    padded_rows[:local_count, 0] = emb.detach().to("cpu", dtype)
-    padded_rows[:local_count, 1] = emb_flip.detach().to("cpu", dtype)
+    padded_rows[:local_count, 0] = local.emb.detach().to("cpu", dtype)
+    padded_rows[:local_count, 1] = local.emb_flip.detach().to("cpu", dtype)
 
-    gathered_indices = all_gather_tensor(padded_indices, world)
+    gathered_labels = all_gather_tensor(padded_labels, world)
     # Sent as raw bytes, so a backend without bfloat16 or float16 support
     # moves them unchanged.
     gathered_bytes = all_gather_tensor(padded_rows.reshape(-1).view(torch.uint8), world)
-    indices_per_rank = [
-        rank_indices[:count].cpu()
-        for rank_indices, count in zip(gathered_indices, counts, strict=True)
+    labels_per_rank = [
+        rank_labels[:count].cpu()
+        for rank_labels, count in zip(gathered_labels, counts, strict=True)
     ]
     rows_per_rank = [
         rank_bytes.cpu().view(dtype).reshape(max_count, 2, *feature_shape)[:count]
         for rank_bytes, count in zip(gathered_bytes, counts, strict=True)
     ]
-    return indices_per_rank, rows_per_rank
-
-
-def check_exactly_once(
-    indices_per_rank: Sequence[torch.Tensor],
-    num_pairs: int,
-    describe_pair: Callable[[int], str] | None = None,
-) -> None:
-    """Check that the ranks together hold each pair index `0 .. num_pairs - 1` exactly once.
-
-    Raises:
-        PairCoverageError: An index is missing, repeated or out of range. The
-            message lists the first few of each, with the ranks that sent a
-            repeated index and, given `describe_pair`, where each pair lives.
-    """
-    all_indices = torch.cat([*indices_per_rank, torch.empty(0, dtype=torch.int64)])
-    in_range = (all_indices >= 0) & (all_indices < num_pairs)
-    out_of_range = all_indices[~in_range].tolist()
-    counts = torch.bincount(all_indices[in_range], minlength=num_pairs)
-    missing = torch.nonzero(counts == 0).flatten().tolist()
-    repeated = torch.nonzero(counts > 1).flatten().tolist()
-    if not (missing or repeated or out_of_range):
-        return
-
-    def where(index: int) -> str:
-        return f" in {describe_pair(index)}" if describe_pair is not None else ""
-
-    problems = []
-    if missing:
-        listed = ", ".join(f"{index}{where(index)}" for index in missing[:_MAX_LISTED])
-        problems.append(f"{len(missing)} missing ({listed})")
-    if repeated:
-        listed = ", ".join(
-            f"{index}{where(index)} from ranks {_sending_ranks(indices_per_rank, index)}"
-            for index in repeated[:_MAX_LISTED]
-        )
-        problems.append(f"{len(repeated)} repeated ({listed})")
-    if out_of_range:
-        listed = ", ".join(str(index) for index in out_of_range[:_MAX_LISTED])
-        problems.append(f"{len(out_of_range)} out of range ({listed})")
-    raise PairCoverageError(
-        f"pairs were not embedded exactly once: expected indices 0 to {num_pairs - 1}, "
-        f"got {all_indices.numel()} indices with " + "; ".join(problems)
-    )
-
-
-def _sending_ranks(indices_per_rank: Sequence[torch.Tensor], index: int) -> str:
-    ranks = []
-    for rank, rank_indices in enumerate(indices_per_rank):
-        ranks += [str(rank)] * int((rank_indices == index).sum())
-    return " ".join(ranks)
-
-
-def _assemble(
-    indices_per_rank: Sequence[torch.Tensor],
-    rows_per_rank: Sequence[torch.Tensor],
-    num_pairs: int,
-    dtype: torch.dtype,
-    feature_shape: tuple[int, ...],
-    counts: Sequence[int],
-) -> GatheredPairs:
-    emb = torch.empty((num_pairs, *feature_shape), dtype=dtype)
-    emb_flip = torch.empty((num_pairs, *feature_shape), dtype=dtype)
-    for rank_indices, rows in zip(indices_per_rank, rows_per_rank, strict=True):
-        emb[rank_indices] = rows[:, 0]
-        emb_flip[rank_indices] = rows[:, 1]
-    return GatheredPairs(emb, emb_flip, tuple(counts))
+    return labels_per_rank, rows_per_rank

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from evaluator.distributed import agree_on_failure, current_world
-from evaluator.gather import PairCoverageError, gather_pairs
+from evaluator.embed import EmbeddedPairs
+from evaluator.gather import gather_pairs
 
 from .process_group import RankOutcome, run_ranks
 
@@ -25,15 +26,25 @@ def pair_embedding(index: int, dtype: torch.dtype = torch.float32) -> torch.Tens
     return torch.tensor(values, dtype=dtype)
 
 
-def rank_part(indices: list[int], dtype: torch.dtype = torch.float32):
-    """Return the `gather_pairs` arguments of a rank with `indices`, mirrors negated."""
+def rank_part(indices: list[int], dtype: torch.dtype = torch.float32) -> EmbeddedPairs:
+    """Return the rows of a rank that embedded `indices`; mirrors are negated, even pairs same."""
     rows = [pair_embedding(index, dtype) for index in indices]
     emb = torch.stack(rows) if rows else torch.empty((0, 2, FEATURES), dtype=dtype)
-    return torch.tensor(indices, dtype=torch.int64), emb, -emb
+    return EmbeddedPairs(
+        indices=torch.tensor(indices, dtype=torch.int64),
+        emb=emb,
+        emb_flip=-emb,
+        issame=torch.tensor([index % 2 == 0 for index in indices], dtype=torch.bool),
+    )
 
 
-def expected_embeddings(num_pairs: int) -> torch.Tensor:
-    return torch.stack([pair_embedding(index, torch.float64) for index in range(num_pairs)])
+def assert_rows_of(embedded: EmbeddedPairs, indices: list[int]) -> None:
+    """Assert that `embedded` holds exactly the rows of `indices`, in that order."""
+    expected = torch.stack([pair_embedding(index, torch.float64) for index in indices])
+    assert embedded.indices.tolist() == indices
+    assert embedded.issame.tolist() == [index % 2 == 0 for index in indices]
+    assert torch.equal(embedded.emb.double(), expected)
+    assert torch.equal(embedded.emb_flip.double(), -expected)
 
 
 # --- without a process group ---------------------------------------------------------------
@@ -47,41 +58,29 @@ def test_current_world_without_process_group():
     assert world.device == torch.device("cpu")
 
 
-def test_gather_single_process_orders_by_index():
-    gathered = gather_pairs(*rank_part([2, 0, 3, 1]), num_pairs=4)
-    assert torch.equal(gathered.emb.double(), expected_embeddings(4))
-    assert torch.equal(gathered.emb_flip.double(), -expected_embeddings(4))
+def test_gather_single_process_keeps_rows():
+    gathered = gather_pairs(rank_part([2, 0, 3, 1]))
+    assert_rows_of(gathered.embedded, [2, 0, 3, 1])
     assert gathered.pairs_per_rank == (4,)
 
 
-def test_gather_names_missing_pair_and_its_location():
-    with pytest.raises(PairCoverageError) as raised:
-        gather_pairs(*rank_part([0, 1, 3]), num_pairs=4, describe_pair=lambda i: f"shard-{i // 2}")
-    message = str(raised.value)
-    assert "1 missing (2 in shard-1)" in message
-    assert "repeated" not in message
-
-
-def test_gather_names_repeated_and_out_of_range_pairs():
-    with pytest.raises(PairCoverageError) as raised:
-        gather_pairs(*rank_part([0, 1, 1, 2, 7]), num_pairs=3)
-    message = str(raised.value)
-    assert "1 repeated (1 from ranks 0 0)" in message
-    assert "1 out of range (7)" in message
-    assert "missing" not in message
+def test_gather_single_process_without_rows():
+    gathered = gather_pairs(rank_part([]))
+    assert gathered.embedded.indices.shape == (0,)
+    assert gathered.pairs_per_rank == (0,)
 
 
 def test_gather_rejects_row_count_mismatch():
-    _, emb, emb_flip = rank_part([0, 1])
+    local = rank_part([0, 1])
     with pytest.raises(ValueError, match="expected 3 rows"):
-        gather_pairs(torch.tensor([0, 1, 2]), emb, emb_flip, num_pairs=3)
+        gather_pairs(local._replace(indices=torch.tensor([0, 1, 2]), issame=torch.ones(3)))
 
 
 def test_gather_rejects_integer_embeddings():
-    indices = torch.tensor([0])
-    emb = torch.ones((1, FEATURES), dtype=torch.int32)
+    emb = torch.ones((1, 2, FEATURES), dtype=torch.int32)
+    local = rank_part([0])._replace(emb=emb, emb_flip=emb)
     with pytest.raises(ValueError, match="floating point"):
-        gather_pairs(indices, emb, emb, num_pairs=1)
+        gather_pairs(local)
 
 
 def test_agree_single_process_reraises_error():
@@ -109,9 +108,9 @@ def _attempt(action: Callable[[], Any]) -> dict[str, Any]:
         }
 
 
-def _gather(indices: list[int], num_pairs: int, dtype: torch.dtype = torch.float32):
-    gathered = gather_pairs(*rank_part(indices, dtype), num_pairs=num_pairs)
-    return gathered.emb, gathered.emb_flip, gathered.pairs_per_rank
+def _gather(indices: list[int], dtype: torch.dtype = torch.float32):
+    gathered = gather_pairs(rank_part(indices, dtype))
+    return gathered.embedded, gathered.pairs_per_rank
 
 
 def _fail_on(ranks: dict[int, Exception], rank: int) -> None:
@@ -120,26 +119,36 @@ def _fail_on(ranks: dict[int, Exception], rank: int) -> None:
 
 def three_rank_scenarios(rank: int, world_size: int) -> dict[str, dict[str, Any]]:
     """Scenarios run in order on one group of 3 ranks; later ones show the group still works."""
-    uneven = {0: [4, 0, 2, 1, 3], 1: [], 2: [6, 5]}
     mixed_dtype = {0: torch.float16, 1: torch.bfloat16, 2: torch.float32}
-    wrong_rows = torch.ones((5, 2, FEATURES)) if rank == 2 else rank_part([rank])[1]
+    invalid = rank_part([rank])
+    if rank == 2:
+        invalid = invalid._replace(
+            emb=torch.ones((5, 2, FEATURES)), emb_flip=torch.ones((5, 2, FEATURES))
+        )
     return {
-        "uneven": _attempt(lambda: _gather(uneven[rank], 7)),
-        "mixed_dtypes": _attempt(lambda: _gather([rank, rank + 3], 6, mixed_dtype[rank])),
-        "float64": _attempt(lambda: _gather([rank], 3, torch.float64)),
+        "uneven": _attempt(lambda: _gather(UNEVEN[rank])),
+        "mixed_dtypes": _attempt(lambda: _gather([rank, rank + 3], mixed_dtype[rank])),
+        "float64": _attempt(lambda: _gather([rank], torch.float64)),
         "one_rank_fails": _attempt(
             lambda: _fail_on({1: RuntimeError("model raised on batch 4")}, rank)
         ),
         "two_ranks_fail": _attempt(
             lambda: _fail_on({2: OSError("shard b unreadable"), 1: ValueError("shard a bad")}, rank)
         ),
-        "invalid_rows_on_one_rank": _attempt(
-            lambda: gather_pairs(torch.tensor([rank]), wrong_rows, wrong_rows, num_pairs=3)
-        ),
-        "repeated_across_ranks": _attempt(lambda: _gather({0: [0, 1], 1: [1, 2], 2: [3]}[rank], 5)),
-        "no_rank_has_pairs": _attempt(lambda: _gather([], 3)),
-        "after_failures": _attempt(lambda: _gather([rank], 3)),
+        "invalid_rows_on_one_rank": _attempt(lambda: gather_pairs(invalid)),
+        "shapes_differ": _attempt(lambda: gather_pairs(rank_part([rank]) if rank else WIDE)),
+        "no_rank_has_pairs": _attempt(lambda: _gather([])),
+        "after_failures": _attempt(lambda: _gather([rank])),
     }
+
+
+UNEVEN = {0: [4, 0, 2, 1, 3], 1: [], 2: [6, 5]}
+WIDE = EmbeddedPairs(
+    torch.tensor([0]),
+    torch.ones((1, 2, FEATURES + 1)),
+    torch.ones((1, 2, FEATURES + 1)),
+    torch.tensor([True]),
+)
 
 
 @pytest.fixture(scope="module")
@@ -159,27 +168,26 @@ def _scenario(outcomes: list[dict[str, dict[str, Any]]], name: str) -> list[dict
 @pytest.mark.timeout(120)
 def test_three_ranks_gather_uneven_parts(three_ranks):
     for outcome in _scenario(three_ranks, "uneven"):
-        emb, emb_flip, pairs_per_rank = outcome["value"]
+        embedded, pairs_per_rank = outcome["value"]
         assert pairs_per_rank == (5, 0, 2)
-        assert emb.dtype == torch.float32
-        assert torch.equal(emb.double(), expected_embeddings(7))
-        assert torch.equal(emb_flip.double(), -expected_embeddings(7))
+        assert embedded.emb.dtype == torch.float32
+        assert_rows_of(embedded, UNEVEN[0] + UNEVEN[1] + UNEVEN[2])
 
 
 @pytest.mark.timeout(120)
 def test_three_ranks_promote_mixed_dtypes(three_ranks):
     for outcome in _scenario(three_ranks, "mixed_dtypes"):
-        emb, _, _ = outcome["value"]
-        assert emb.dtype == torch.float32
-        assert torch.equal(emb.double(), expected_embeddings(6))
+        embedded, _ = outcome["value"]
+        assert embedded.emb.dtype == torch.float32
+        assert_rows_of(embedded, [0, 3, 1, 4, 2, 5])
 
 
 @pytest.mark.timeout(120)
 def test_three_ranks_keep_float64_bits(three_ranks):
     for outcome in _scenario(three_ranks, "float64"):
-        emb, _, _ = outcome["value"]
-        assert emb.dtype == torch.float64
-        assert torch.equal(emb, expected_embeddings(3))
+        embedded, _ = outcome["value"]
+        assert embedded.emb.dtype == torch.float64
+        assert_rows_of(embedded, [0, 1, 2])
 
 
 @pytest.mark.timeout(120)
@@ -213,26 +221,26 @@ def test_three_ranks_all_raise_on_invalid_rows(three_ranks):
 
 
 @pytest.mark.timeout(120)
-def test_three_ranks_name_ranks_of_repeated_pair(three_ranks):
-    for outcome in _scenario(three_ranks, "repeated_across_ranks"):
-        assert outcome["error_type"] == "PairCoverageError"
-        assert "1 missing (4)" in outcome["message"]
-        assert "1 repeated (1 from ranks 0 1)" in outcome["message"]
+def test_three_ranks_reject_differing_shapes(three_ranks):
+    for outcome in _scenario(three_ranks, "shapes_differ"):
+        assert outcome["error_type"] == "ValueError"
+        assert "rank 0: (2, 5), rank 1: (2, 4), rank 2: (2, 4)" in outcome["message"]
 
 
 @pytest.mark.timeout(120)
-def test_three_empty_ranks_report_missing(three_ranks):
+def test_three_ranks_gather_without_rows(three_ranks):
     for outcome in _scenario(three_ranks, "no_rank_has_pairs"):
-        assert outcome["error_type"] == "PairCoverageError"
-        assert "3 missing (0, 1, 2)" in outcome["message"]
+        embedded, pairs_per_rank = outcome["value"]
+        assert pairs_per_rank == (0, 0, 0)
+        assert embedded.indices.shape == (0,)
 
 
 @pytest.mark.timeout(120)
 def test_three_ranks_gather_again_after_failures(three_ranks):
     for outcome in _scenario(three_ranks, "after_failures"):
-        emb, _, pairs_per_rank = outcome["value"]
+        embedded, pairs_per_rank = outcome["value"]
         assert pairs_per_rank == (1, 1, 1)
-        assert torch.equal(emb.double(), expected_embeddings(3))
+        assert_rows_of(embedded, [0, 1, 2])
 
 
 # --- two ranks -----------------------------------------------------------------------------
@@ -240,8 +248,8 @@ def test_three_ranks_gather_again_after_failures(three_ranks):
 
 def two_rank_scenarios(rank: int, world_size: int) -> dict[str, dict[str, Any]]:
     return {
-        "bfloat16": _attempt(lambda: _gather([1 - rank], 2, torch.bfloat16)),
-        "one_rank_empty": _attempt(lambda: _gather([[0, 1, 2], []][rank], 3)),
+        "bfloat16": _attempt(lambda: _gather([1 - rank], torch.bfloat16)),
+        "one_rank_empty": _attempt(lambda: _gather([[0, 1, 2], []][rank])),
         "world": _attempt(lambda: current_world()),
     }
 
@@ -265,15 +273,14 @@ def test_two_ranks_see_gloo_world(two_ranks):
 @pytest.mark.timeout(120)
 def test_two_ranks_gather_bfloat16_unchanged(two_ranks):
     for outcome in _scenario(two_ranks, "bfloat16"):
-        emb, _, _ = outcome["value"]
-        assert emb.dtype == torch.bfloat16
-        assert torch.equal(emb.double(), expected_embeddings(2))
+        embedded, _ = outcome["value"]
+        assert embedded.emb.dtype == torch.bfloat16
+        assert_rows_of(embedded, [1, 0])
 
 
 @pytest.mark.timeout(120)
 def test_two_ranks_gather_when_one_has_no_pairs(two_ranks):
     for outcome in _scenario(two_ranks, "one_rank_empty"):
-        emb, emb_flip, pairs_per_rank = outcome["value"]
+        embedded, pairs_per_rank = outcome["value"]
         assert pairs_per_rank == (3, 0)
-        assert torch.equal(emb.double(), expected_embeddings(3))
-        assert torch.equal(emb_flip.double(), -expected_embeddings(3))
+        assert_rows_of(embedded, [0, 1, 2])
