@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import typer
 
+from .commands.convert import convert_command
+from .commands.demo import demo_command
+from .commands.inspect import inspect_command
+from .commands.verify import verify_command
+
 app = typer.Typer(
     name="binconv",
     help=(
@@ -14,6 +19,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+app.command("convert")(convert_command)
+app.command("inspect")(inspect_command)
+app.command("verify")(verify_command)
+app.command("demo")(demo_command)
 
 
 def main() -> None:

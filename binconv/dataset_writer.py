@@ -128,7 +128,8 @@ def _remove_shards(fs: fsspec.AbstractFileSystem, folder: str, names: list[str])
 def _remove_stale_shards(
     fs: fsspec.AbstractFileSystem, folder: str, name: str, keep: set[str]
 ) -> None:
-    pattern = re.compile(rf"{re.escape(name)}-\d+\.tar")
+    # Also matches the hidden partial files that a killed run leaves behind.
+    pattern = re.compile(rf"\.?{re.escape(name)}-\d+\.tar(\.partial)?")
     stale = [
         base
         for base in (path.rsplit("/", 1)[-1] for path in fs.ls(folder, detail=False))

@@ -8,10 +8,10 @@ from typing import NamedTuple
 
 import torch
 
-from binconv.errors import BinconvError
 from binconv.format import pair_key
 
 from .dataset import PairBatch
+from .errors import EvaluationError
 from .preprocess import model_inputs
 
 __all__ = ["EmbeddedPairs", "EmbeddingError", "Model", "embed_pairs", "eval_mode", "model_device"]
@@ -19,7 +19,7 @@ __all__ = ["EmbeddedPairs", "EmbeddingError", "Model", "embed_pairs", "eval_mode
 Model = Callable[[torch.Tensor], torch.Tensor]
 
 
-class EmbeddingError(BinconvError):
+class EmbeddingError(EvaluationError):
     """A model whose output cannot be used as embeddings: wrong shape, or NaN or infinity."""
 
 
