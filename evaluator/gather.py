@@ -68,17 +68,26 @@ def gather_pairs(local: EmbeddedPairs, world: WorldInfo | None = None) -> Gather
             the ranks' feature shapes differ (raised on every rank).
     """
     world = world or current_world()
-    error: Exception | None = None
+    # Each local step that can raise is followed by an agreement step, which
+    # a failing rank joins before raising, so the other ranks never wait in
+    # a collective that it skipped.
     try:
         header = _local_header(local)
-    except ValueError as exc:
-        error = exc
-    agree_on_failure(error, world)
+    except Exception as exc:
+        agree_on_failure(exc, world)
+        raise
+    agree_on_failure(None, world)
 
     headers = [_decode_header(row) for row in all_gather_tensor(_encode_header(header), world)]
     dtype, feature_shape = _common_layout(headers)
     counts = [rank_header.num_pairs for rank_header in headers]
-    labels_per_rank, rows_per_rank = _gather_rows(local, counts, dtype, feature_shape, world)
+    try:
+        padded_labels, padded_rows = _pad_local_rows(local, max(counts), dtype, feature_shape)
+    except Exception as exc:
+        agree_on_failure(exc, world)
+        raise
+    agree_on_failure(None, world)
+    labels_per_rank, rows_per_rank = _gather_padded(padded_labels, padded_rows, counts, world)
     labels = torch.cat(labels_per_rank)
     rows = torch.cat(rows_per_rank)
     embedded = EmbeddedPairs(
@@ -159,31 +168,36 @@ def _common_layout(headers: Sequence[_RankHeader]) -> tuple[torch.dtype, tuple[i
     return dtype, shapes.pop() if shapes else ()
 
 
-def _gather_rows(
-    local: EmbeddedPairs,
+def _pad_local_rows(
+    local: EmbeddedPairs, max_count: int, dtype: torch.dtype, feature_shape: tuple[int, ...]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return this rank's labels and rows on the CPU, padded to `max_count` rows.
+
+    The labels are int64 `(max_count, 2)`: pair index, then issame as 0 or 1.
+    The rows are `(max_count, 2, *feature_shape)`: `emb`, then `emb_flip`.
+    """
+    padded_labels = torch.zeros((max_count, 2), dtype=torch.int64)
+    padded_rows = torch.zeros((max_count, 2, *feature_shape), dtype=dtype)
+    count = len(local.indices)
+    # A rank without rows may hold tensors of another feature shape, such
+    # as (0, 2, 0), which cannot be copied into (0, 2, d).
+    if count > 0:
+        padded_labels[:count, 0] = local.indices.cpu()
+        padded_labels[:count, 1] = local.issame.cpu().long()
+        padded_rows[:count, 0] = local.emb.detach().to("cpu", dtype)
+        padded_rows[:count, 1] = local.emb_flip.detach().to("cpu", dtype)
+    return padded_labels, padded_rows
+
+
+def _gather_padded(
+    padded_labels: torch.Tensor,
+    padded_rows: torch.Tensor,
     counts: Sequence[int],
-    dtype: torch.dtype,
-    feature_shape: tuple[int, ...],
     world: WorldInfo,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Gather each rank's labels and rows, unpadded, on the CPU.
-
-    A rank's labels are int64 `(k, 2)`: pair index, then issame as 0 or 1.
-    Its rows are `(k, 2, *feature_shape)`: `emb`, then `emb_flip`.
-    """
-    max_count = max(counts)
-    if max_count == 0:
-        no_labels = torch.empty((0, 2), dtype=torch.int64)
-        no_rows = torch.empty((0, 2, *feature_shape), dtype=dtype)
-        return [no_labels for _ in counts], [no_rows for _ in counts]
-    local_count = counts[world.rank]
-    padded_labels = torch.zeros((max_count, 2), dtype=torch.int64)
-    padded_labels[:local_count, 0] = local.indices.cpu()
-    padded_labels[:local_count, 1] = local.issame.cpu().long()
-    padded_rows = torch.zeros((max_count, 2, *feature_shape), dtype=dtype)
-    padded_rows[:local_count, 0] = local.emb.detach().to("cpu", dtype)
-    padded_rows[:local_count, 1] = local.emb_flip.detach().to("cpu", dtype)
-
+    """Gather every rank's padded labels and rows, and cut each to its count, on the CPU."""
+    if max(counts) == 0:
+        return [padded_labels for _ in counts], [padded_rows for _ in counts]
     gathered_labels = all_gather_tensor(padded_labels, world)
     # Sent as raw bytes, so a backend without bfloat16 or float16 support
     # moves them unchanged.
@@ -193,7 +207,7 @@ def _gather_rows(
         for rank_labels, count in zip(gathered_labels, counts, strict=True)
     ]
     rows_per_rank = [
-        rank_bytes.cpu().view(dtype).reshape(max_count, 2, *feature_shape)[:count]
+        rank_bytes.cpu().view(padded_rows.dtype).reshape(padded_rows.shape)[:count]
         for rank_bytes, count in zip(gathered_bytes, counts, strict=True)
     ]
     return labels_per_rank, rows_per_rank

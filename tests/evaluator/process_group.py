@@ -47,15 +47,16 @@ class RankOutcome:
 
 
 def run_ranks(
-    function: Callable[[int, int], Any],
+    function: Callable[..., Any],
     world_size: int,
     workdir: Path,
+    args: tuple[Any, ...] = (),
     join_timeout_s: float = JOIN_TIMEOUT_S,
 ) -> list[RankOutcome]:
-    """Run `function(rank, world_size)` on each rank of a new gloo group; return each outcome.
+    """Run `function(rank, world_size, *args)` on each rank of a new gloo group.
 
-    `function` must be importable by name (defined at module level), and its
-    return value picklable.
+    `function` must be importable by name (defined at module level), and
+    `args` and its return value picklable. Returns each rank's outcome.
 
     Raises:
         TimeoutError: A rank was still running after `join_timeout_s`; all
@@ -65,7 +66,7 @@ def run_ranks(
     workdir.mkdir(parents=True, exist_ok=True)
     context = multiprocessing.get_context("spawn")
     processes = [
-        context.Process(target=_run_rank, args=(function, rank, world_size, str(workdir)))
+        context.Process(target=_run_rank, args=(function, rank, world_size, str(workdir), args))
         for rank in range(world_size)
     ]
     for process in processes:
@@ -95,11 +96,23 @@ def _join_all(processes: list[Any], timeout_s: float) -> None:
 
 
 def _run_rank(
-    function: Callable[[int, int], Any], rank: int, world_size: int, workdir: str
+    function: Callable[..., Any],
+    rank: int,
+    world_size: int,
+    workdir: str,
+    args: tuple[Any, ...],
 ) -> None:
+    import torch
     import torch.distributed as dist
 
+    # A spawned child inherits "spawn" as its default start method, so its
+    # DataLoader workers would import everything again. Ranks that torchrun
+    # starts are fresh processes with the platform's default (the first
+    # listed), which the tests use too.
+    multiprocessing.set_start_method(multiprocessing.get_all_start_methods()[0], force=True)
     os.environ["GLOO_SOCKET_IFNAME"] = "lo"
+    # One intra-op thread per rank, as torchrun sets OMP_NUM_THREADS=1.
+    torch.set_num_threads(1)
     store = dist.FileStore(os.path.join(workdir, "store"), world_size)
     dist.init_process_group(
         "gloo",
@@ -109,7 +122,7 @@ def _run_rank(
         timeout=datetime.timedelta(seconds=COLLECTIVE_TIMEOUT_S),
     )
     try:
-        outcome = RankOutcome(value=function(rank, world_size))
+        outcome = RankOutcome(value=function(rank, world_size, *args))
     except Exception as exc:
         cause = exc.__cause__
         outcome = RankOutcome(
