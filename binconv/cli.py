@@ -6,6 +6,7 @@ import typer
 
 from .commands.convert import convert_command
 from .commands.demo import demo_command
+from .commands.evaluate import evaluate_command
 from .commands.inspect import inspect_command
 from .commands.verify import verify_command
 
@@ -24,6 +25,7 @@ app.command("convert")(convert_command)
 app.command("inspect")(inspect_command)
 app.command("verify")(verify_command)
 app.command("demo")(demo_command)
+app.command("evaluate")(evaluate_command)
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from ..demo import DEFAULT_DEMO_DIR, DEMO_NUM_PAIRS, run_demo
 from . import configure_logging, exits_on_error
 from ._progress import TqdmProgress, progress_enabled
 from .convert import format_summary
+from .evaluate import evaluate_demo, format_results
 from .inspect import format_report
 
 __all__ = ["demo_command"]
@@ -32,14 +33,16 @@ def demo_command(
         bool, typer.Option("--verbose", "-v", help="Log each step to stderr.")
     ] = False,
 ) -> None:
-    """Generate a sample .bin of face-like images, convert it, inspect and verify it.
+    """Generate a sample .bin of face-like images, convert, inspect, verify and evaluate it.
 
     Writes OUT/demo.bin and the dataset OUT/shards/demo/, replacing those of
-    an earlier demo run.
+    an earlier demo run, then evaluates the built-in demo model on it, which
+    embeds 8x8 grayscale thumbnails and has no learned weights.
     """
     configure_logging(verbose)
     progress = TqdmProgress() if progress_enabled(quiet) else None
     result = run_demo(out, pairs, progress)
+    evaluation = evaluate_demo(result.conversion.dataset_dir, quiet)
     if quiet:
         return
     typer.echo(f"wrote {result.bin_path}: {pairs} generated pairs of 112x112 JPEG faces")
@@ -48,3 +51,5 @@ def demo_command(
     typer.echo(
         f"verified: {result.verification.num_pairs} pairs byte-identical to {result.bin_path}"
     )
+    typer.echo("evaluated the built-in demo model (evaluator.demo_model:build_demo_model):")
+    typer.echo(format_results([evaluation]))
