@@ -1,9 +1,10 @@
 """Face-verification metrics of the classic 10-fold protocol, vectorised over thresholds.
 
-Accuracy, fold thresholds, the ROC curve and XNorm equal bit for bit what the classic
-insightface evaluation (`recognition/arcface_torch/eval/verification.py`) computes with
-a Python loop per threshold. VAL@FAR follows the same protocol but is defined where the
-classic code crashes (see `threshold_at_far`). docs/evaluation.md states each definition.
+Accuracy, fold thresholds and the ROC curve equal bit for bit what the classic insightface
+evaluation (`recognition/arcface_torch/eval/verification.py`) computes with a Python loop
+per threshold. VAL@FAR follows the same protocol but is defined where the classic code
+crashes (see `threshold_at_far`). docs/evaluation.md states each definition. The module
+also exports the embedding steps of `evaluator.distances`, so that one import suffices.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from evaluator.distances import pair_distances, pair_embeddings, xnorm
 from evaluator.errors import EvaluationError, UndefinedMetricWarning
 from evaluator.roc import compute_auc, compute_eer, compute_tar_at_far
 
@@ -45,8 +47,8 @@ def _read_only(array: FloatArray) -> FloatArray:
     return array
 
 
-# The exact np.arange values of the classic code: 0.07 here is 7 * 0.01 rounded once, which
-# is not the float literal 0.07, and `distance < threshold` tests against these values.
+# The exact np.arange values of the classic code, because `distance < threshold` tests
+# against them: 51 of the 400 differ from their decimal literal, such as 0.35000000000000003.
 ACCURACY_THRESHOLDS = _read_only(np.arange(0, 4, 0.01))
 VAL_THRESHOLDS = _read_only(np.arange(0, 4, 0.001))
 VAL_FAR_TARGET = 1e-3
@@ -116,98 +118,6 @@ def _to_json_value(value: Any) -> Any:
     return value
 
 
-def pair_embeddings(emb: npt.ArrayLike, emb_flip: npt.ArrayLike) -> FloatArray:
-    """Add each image's embedding to its mirror's and L2-normalise the sum, in float64.
-
-    The result equals `sklearn.preprocessing.normalize(emb + emb_flip)` on float64 inputs
-    bit for bit: row norms come from `np.einsum` as in scikit-learn, and a norm below ten
-    float64 epsilons counts as zero, so that row stays unscaled.
-
-    Args:
-        emb: Raw embeddings, one row per image in file order; images 2i and 2i+1 form pair i.
-        emb_flip: Raw embeddings of the horizontally mirrored images, in the same order.
-
-    Returns:
-        The pair embeddings, a new float64 array of the same shape.
-
-    Raises:
-        EvaluationError: If the shapes differ, are not 2-D with an even number of rows, or an
-            embedding is not finite.
-    """
-    original, mirrored = _check_embeddings(emb, emb_flip)
-    summed = original + mirrored
-    norms = np.sqrt(np.einsum("ij,ij->i", summed, summed))
-    norms[norms < 10 * np.finfo(np.float64).eps] = 1.0
-    summed /= norms[:, np.newaxis]
-    return summed
-
-
-def pair_distances(pair_emb: npt.ArrayLike) -> FloatArray:
-    """Compute the squared L2 distance in float64 between rows 2i and 2i+1, for each pair i.
-
-    Raises:
-        EvaluationError: If `pair_emb` is not 2-D with an even number of rows.
-    """
-    embeddings = np.asarray(pair_emb, dtype=np.float64)
-    _check_image_rows(embeddings, "pair_emb")
-    return np.sum(np.square(embeddings[0::2] - embeddings[1::2]), axis=1)
-
-
-def xnorm(emb: npt.ArrayLike, emb_flip: npt.ArrayLike) -> float:
-    """Compute the classic XNorm: the mean L2 norm of all raw embeddings, mirrors included.
-
-    The classic code adds float64 row norms one by one, originals first, then mirrors.
-    `np.cumsum` adds in that order, while `np.sum` would add pairwise and can differ in the
-    last bits.
-
-    Raises:
-        EvaluationError: If the shapes differ, are not 2-D with an even number of rows, or an
-            embedding is not finite.
-    """
-    original, mirrored = _check_embeddings(emb, emb_flip)
-    rows = np.concatenate([original, mirrored])
-    norms = np.sqrt(_squared_row_norms(rows))
-    return float(np.cumsum(norms)[-1] / norms.size)
-
-
-def _squared_row_norms(rows: FloatArray) -> FloatArray:
-    """Return `row.dot(row)` for each row, the sum that `np.linalg.norm` takes of a 1-D row."""
-    if hasattr(np, "vecdot"):
-        # NOTE: np.vecdot (NumPy 2.0 and newer) calls the same dot kernel as ndarray.dot for
-        # float64; the metrics tests check the two bit for bit on the installed NumPy.
-        return np.asarray(np.vecdot(rows, rows), dtype=np.float64)
-    return np.fromiter((row.dot(row) for row in rows), dtype=np.float64, count=len(rows))
-
-
-def _check_embeddings(emb: npt.ArrayLike, emb_flip: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
-    """Convert both embedding arrays to contiguous float64 and validate them."""
-    original = np.ascontiguousarray(emb, dtype=np.float64)
-    mirrored = np.ascontiguousarray(emb_flip, dtype=np.float64)
-    _check_image_rows(original, "emb")
-    if mirrored.shape != original.shape:
-        raise EvaluationError(
-            f"emb_flip has shape {mirrored.shape} but emb has shape {original.shape}; "
-            "pass one mirrored embedding per image"
-        )
-    for name, embeddings in (("emb", original), ("emb_flip", mirrored)):
-        bad_rows = np.flatnonzero(~np.isfinite(embeddings).all(axis=1))
-        if bad_rows.size:
-            raise EvaluationError(
-                f"{name} has non-finite values in {bad_rows.size} rows, first image "
-                f"{bad_rows[0]} (pair {bad_rows[0] // 2}); check the model output, for "
-                "example for float16 overflow"
-            )
-    return original, mirrored
-
-
-def _check_image_rows(embeddings: FloatArray, name: str) -> None:
-    if embeddings.ndim != 2 or embeddings.shape[0] == 0 or embeddings.shape[0] % 2:
-        raise EvaluationError(
-            f"{name} must be a 2-D array with one row per image and an even, non-zero number "
-            f"of rows (images 2i and 2i+1 form pair i), got shape {embeddings.shape}"
-        )
-
-
 def compute_metrics(
     distances: npt.ArrayLike, issame: npt.ArrayLike, n_folds: int = 10
 ) -> VerificationMetrics:
@@ -273,7 +183,10 @@ def _check_pairs(
     """Convert distances to float64 and issame to bool, raising on invalid input."""
     if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
         raise EvaluationError(f"n_folds must be an integer of at least 2, got {n_folds!r}")
-    distances = np.asarray(distances, dtype=np.float64)
+    try:
+        distances = np.asarray(distances, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise EvaluationError(f"distances must be real numbers: {error}") from error
     issame = np.asarray(issame)
     if distances.ndim != 1 or issame.ndim != 1:
         raise EvaluationError(
@@ -349,7 +262,7 @@ def _count_accepted(
         class 1 positive pairs.
     """
     num_bins = thresholds.size + 1
-    # `distance < thresholds[j]` holds exactly when j >= the number of thresholds that are
+    # `distance < thresholds[j]` is true exactly when j >= the number of thresholds that are
     # <= distance, so equal values are rejected as in the classic np.less.
     bins = np.searchsorted(thresholds, distances, side="right")
     keys = (fold_ids * 2 + issame) * num_bins + bins
@@ -427,8 +340,8 @@ def threshold_at_far(far: FloatArray, thresholds: FloatArray, target: float) -> 
     """Find the threshold at which a FAR curve reaches `target`, by linear interpolation.
 
     This is the classic `interp1d(far, thresholds, kind='slinear')(target)` extended to FAR
-    curves with repeated values, on which SciPy 1.9 and newer raise "Expect x to not have
-    duplicates":
+    curves with repeated values, on which recent SciPy raises "Expect x to not have
+    duplicates" (checked with SciPy 1.17):
 
     - If `max(far) < target`, the threshold is 0.0, as in the classic code.
     - Otherwise it lies on the segment from `j` to `j + 1`, where `j` is the last index

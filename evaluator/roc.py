@@ -105,9 +105,7 @@ def compute_eer(distances: FloatArray, issame: BoolArray) -> float:
     # balance starts at -P*N at (0, 0) and ends at +P*N at (1, 1), so upper >= 1.
     upper = int(np.argmax(balance >= 0))
     lower = upper - 1
-    if balance[upper] == 0:
-        return float(false_accepts[upper]) / num_negative
-
+    # fraction is 1 when the upper point itself has FAR = FRR.
     fraction = -balance[lower] / (balance[upper] - balance[lower])
     false_accepts_at_eer = false_accepts[lower] + fraction * (
         false_accepts[upper] - false_accepts[lower]
