@@ -139,8 +139,14 @@ def read_bin_index(path: Path) -> BinIndex:
             logger.warning("%s: ignoring %d bytes after the end of the pickle", path, trailing)
 
         images, issame = _split_top_level(top, path)
+        values = _issame_values(issame, file, path)
+        if len(values) != len(images) // 2:
+            raise BinFileError(
+                f"{path}: {len(images)} images make {len(images) // 2} pairs, but issame has "
+                f"{len(values)} entries; expected len(images) == 2 * len(issame)"
+            )
         spans = [_image_span(item, index, path) for index, item in enumerate(images)]
-        labels = _labels(issame, len(spans) // 2, file, path)
+        labels = _labels(values, path)
 
     containers = sorted({origin for _, origin in spans})
     return BinIndex(
@@ -206,21 +212,18 @@ def _array_image_span(array_value: NumpyArray, where: str) -> BytesSpan:
     return data
 
 
-def _labels(issame: object, num_pairs: int, file: BinaryIO, path: Path) -> bytes:
+def _issame_values(issame: object, file: BinaryIO, path: Path) -> list[object]:
     if isinstance(issame, NumpyArray):
-        values = _array_labels(issame, file, path)
-    elif isinstance(issame, tuple | list):
-        values = list(issame)
-    else:
-        raise BinFileError(
-            f"{path}: issame is {describe_value(issame)}, expected a list or NumPy array"
-        )
-    if len(values) != num_pairs:
-        raise BinFileError(
-            f"{path}: {2 * num_pairs} images make {num_pairs} pairs, but issame has "
-            f"{len(values)} entries; expected len(images) == 2 * len(issame)"
-        )
-    labels = bytearray(num_pairs)
+        return _array_labels(issame, file, path)
+    if isinstance(issame, tuple | list):
+        return list(issame)
+    raise BinFileError(
+        f"{path}: issame is {describe_value(issame)}, expected a list or NumPy array"
+    )
+
+
+def _labels(values: list[object], path: Path) -> bytes:
+    labels = bytearray(len(values))
     for pair, value in enumerate(values):
         # bool is a subclass of int, so True and False pass this check as 1 and 0.
         if not isinstance(value, int) or value not in (0, 1):
@@ -237,6 +240,10 @@ def _array_labels(issame: NumpyArray, file: BinaryIO, path: Path) -> list[object
         raise BinFileError(f"{path}: issame is a NumPy array without data")
     if sum(1 for n in shape if n != 1) > 1:
         raise BinFileError(f"{path}: issame is a NumPy array of shape {shape}, expected (n,)")
+    if not dtype.is_integer:
+        raise BinFileError(
+            f"{path}: issame is a NumPy array of dtype {dtype.typestr}, expected bool or integer"
+        )
     raw = data.value if data.value is not None else _read_span(file.fileno(), data, path)
     return list(decode_integers(raw, dtype))
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import typer
 
 from .commands.convert import convert_command
+from .commands.copy import copy_command
 from .commands.demo import demo_command
 from .commands.evaluate import evaluate_command
 from .commands.inspect import inspect_command
+from .commands.storage_flags import storage_callback
 from .commands.verify import verify_command
 
 app = typer.Typer(
@@ -26,6 +28,8 @@ app.command("inspect")(inspect_command)
 app.command("verify")(verify_command)
 app.command("demo")(demo_command)
 app.command("evaluate")(evaluate_command)
+app.command("copy")(copy_command)
+app.callback()(storage_callback)
 
 
 def main() -> None:

@@ -12,9 +12,10 @@ from .errors import DatasetError, ManifestError
 from .format import ISSAME_MEMBER, manifest_name, pair_key
 from .manifest import Manifest, ShardInfo, manifest_from_json
 from .shardwriter import Pair
-from .storage import is_remote, join_url, open_read
+from .storage import file_size, is_remote, join_url, list_folder, open_read, open_shard
+from .storage_options import StorageOptions
 
-__all__ = ["DatasetLocation", "iter_pairs", "iter_shard_pairs", "locate_dataset"]
+__all__ = ["DatasetLocation", "iter_pairs", "iter_shard_pairs", "locate_dataset", "locate_datasets"]
 
 
 @dataclass(frozen=True)
@@ -30,16 +31,18 @@ class DatasetLocation:
         return join_url(self.dataset_dir, shard.url)
 
 
-def locate_dataset(path: str) -> DatasetLocation:
+def locate_dataset(path: str, options: StorageOptions | None = None) -> DatasetLocation:
     """Find and parse the manifest of the dataset at `path`.
 
     Args:
         path: A manifest (`.../lfw/lfw.json`) or a dataset folder (`.../lfw`),
             as a local path or URL. A folder's manifest is the JSON file named
             after the folder.
+        options: How to reach remote locations; None uses the configured default.
 
     Raises:
         ManifestError: No manifest was found, or it is invalid.
+        StorageError: The manifest could not be read after all retries.
     """
     stripped = path.rstrip("/")
     if stripped.endswith(".json"):
@@ -49,7 +52,7 @@ def locate_dataset(path: str) -> DatasetLocation:
         dataset_dir = stripped
         manifest_url = join_url(stripped, manifest_name(posixpath.basename(stripped)))
     try:
-        with open_read(manifest_url) as f:
+        with open_read(manifest_url, options) as f:
             text = f.read()
     except FileNotFoundError:
         raise ManifestError(
@@ -61,26 +64,68 @@ def locate_dataset(path: str) -> DatasetLocation:
     return DatasetLocation(dataset_dir, manifest_url, manifest_from_json(text, manifest_url))
 
 
+def locate_datasets(path: str, options: StorageOptions | None = None) -> list[DatasetLocation]:
+    """Find the datasets at `path`: one dataset, or each dataset folder directly under a root.
+
+    Args:
+        path: A manifest, a dataset folder, or a root folder whose subfolders
+            are dataset folders (`ROOT/lfw/lfw.json`, `ROOT/cfp_fp/cfp_fp.json`),
+            as a local path or URL. On HTTP a root needs an index page that
+            links its subfolders.
+        options: How to reach remote locations; None uses the configured default.
+
+    Raises:
+        ManifestError: `path` is not one of these, or a manifest found is invalid.
+        StorageError: A listing or manifest could not be read after all retries.
+    """
+    stripped = path.rstrip("/")
+    own_manifest = join_url(stripped, manifest_name(posixpath.basename(stripped)))
+    if stripped.endswith(".json") or file_size(own_manifest, options) is not None:
+        return [locate_dataset(stripped, options)]
+    try:
+        entries = list_folder(stripped, options)
+    except FileNotFoundError:
+        raise ManifestError(
+            f"{path}: not found; pass a dataset manifest, a dataset folder written by "
+            "'binconv convert', or a folder of such datasets"
+        ) from None
+    found = []
+    for name, is_folder in entries:
+        dataset_dir = join_url(stripped, name)
+        if is_folder and file_size(join_url(dataset_dir, manifest_name(name)), options) is not None:
+            found.append(locate_dataset(dataset_dir, options))
+    if not found:
+        raise ManifestError(
+            f"{path}: no converted datasets found (looked for NAME/NAME.json in each "
+            "subfolder); convert .bin files first with 'binconv convert'"
+        )
+    return found
+
+
 def _local_dir(path: str) -> str:
     return os.path.dirname(os.path.abspath(path))
 
 
-def iter_pairs(location: DatasetLocation) -> Iterator[Pair]:
+def iter_pairs(location: DatasetLocation, options: StorageOptions | None = None) -> Iterator[Pair]:
     """Yield every pair of the dataset in index order, checking it against the manifest.
 
     Raises:
-        DatasetError: A shard is missing, truncated, or holds other pairs than
-            the manifest lists.
+        ShardError: A shard is missing, truncated, has another SHA-256 than
+            the manifest lists, or cannot be read after all retries.
+        DatasetError: A shard contains other pairs than the manifest lists.
     """
     for shard in location.manifest.shards:
-        yield from iter_shard_pairs(location.shard_url(shard), shard)
+        yield from iter_shard_pairs(location.shard_url(shard), shard, options)
 
 
-def iter_shard_pairs(url: str, shard: ShardInfo) -> Iterator[Pair]:
-    """Yield the pairs of one shard, checking keys, members and count against `shard`."""
+def iter_shard_pairs(
+    url: str, shard: ShardInfo, options: StorageOptions | None = None
+) -> Iterator[Pair]:
+    """Yield the pairs of one shard, checking keys, members, count, size and SHA-256."""
     expected = shard.first_pair
+    stream = open_shard(url, shard.size, shard.sha256, options)
     try:
-        with open_read(url) as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
+        with stream, tarfile.open(fileobj=stream, mode="r|") as tar:
             members: dict[str, bytes] = {}
             key = None
             for info in tar:
@@ -95,10 +140,12 @@ def iter_shard_pairs(url: str, shard: ShardInfo) -> Iterator[Pair]:
             if key is not None:
                 yield _make_pair(url, key, members, expected)
                 expected += 1
-    except FileNotFoundError:
-        raise DatasetError(f"shard {url} is missing") from None
+            stream.read_to_end()
     except tarfile.TarError as exc:
-        raise DatasetError(f"shard {url} is truncated or not a tar file ({exc})") from None
+        # A corrupt or truncated shard also breaks the tar format. The size and
+        # checksum checks name that cause more precisely, so they run first.
+        stream.read_to_end()
+        raise DatasetError(f"shard {url} is not a valid tar file ({exc})") from None
     if expected != shard.first_pair + shard.nsamples:
         raise DatasetError(
             f"shard {url} holds {expected - shard.first_pair} pairs, "

@@ -13,7 +13,7 @@ from .errors import BinconvError, ManifestError
 from .format import manifest_name
 from .manifest import Manifest, SourceInfo, manifest_from_json, manifest_to_json
 from .shardwriter import Pair, PairShardWriter
-from .storage import join_url, open_atomic_write
+from .storage import join_url, make_folder, open_atomic_write, url_to_fs
 
 __all__ = ["find_up_to_date", "read_manifest_if_any", "write_dataset"]
 
@@ -27,7 +27,7 @@ def read_manifest_if_any(dataset_dir: str, name: str) -> Manifest | None:
         ManifestError: A manifest exists but cannot be parsed.
     """
     url = join_url(dataset_dir, manifest_name(name))
-    fs, path = fsspec.core.url_to_fs(url)
+    fs, path = url_to_fs(url)
     if not fs.exists(path):
         return None
     with fs.open(path, "rb") as f:
@@ -51,7 +51,7 @@ def find_up_to_date(
     same_source = (manifest.source.sha256, manifest.source.size) == (source.sha256, source.size)
     if not same_source or manifest.pairs_per_shard != pairs_per_shard:
         return None
-    fs, folder = fsspec.core.url_to_fs(dataset_dir)
+    fs, folder = url_to_fs(dataset_dir)
     for shard in manifest.shards:
         path = f"{folder.rstrip('/')}/{shard.url}"
         if not fs.exists(path) or fs.size(path) != shard.size:
@@ -84,8 +84,8 @@ def write_dataset(
         on_pair: Called after each pair is written, for progress bars.
     """
     dataset_dir = join_url(out_root, name)
-    fs, folder = fsspec.core.url_to_fs(dataset_dir)
-    fs.makedirs(folder, exist_ok=True)
+    fs, folder = url_to_fs(dataset_dir)
+    make_folder(dataset_dir)
     manifest_path = f"{folder.rstrip('/')}/{manifest_name(name)}"
     if fs.exists(manifest_path):
         fs.rm(manifest_path)

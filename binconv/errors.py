@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-__all__ = ["BinFileError", "BinconvError", "DatasetError", "ManifestError", "MismatchError"]
+__all__ = [
+    "BinFileError",
+    "BinconvError",
+    "DatasetError",
+    "ManifestError",
+    "MismatchError",
+    "ShardChecksumError",
+    "ShardError",
+    "StorageError",
+]
 
 
 class BinconvError(Exception):
@@ -24,6 +33,18 @@ class ManifestError(BinconvError):
 
 class DatasetError(BinconvError):
     """A converted dataset whose shards disagree with their manifest."""
+
+
+class ShardError(DatasetError):
+    """A shard that cannot be read in full or whose bytes disagree with its manifest entry."""
+
+
+class ShardChecksumError(ShardError):
+    """A shard read in full whose size or SHA-256 differs from its manifest entry."""
+
+
+class StorageError(BinconvError):
+    """A location that cannot be reached, read or written with the configured filesystems."""
 
 
 class MismatchError(BinconvError):

@@ -10,13 +10,12 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import fsspec
 from PIL import Image, UnidentifiedImageError
 
 from .binfile import iter_bin_pairs, read_bin_index
 from .dataset_reader import iter_pairs, locate_dataset
 from .shardwriter import Pair
-from .storage import is_remote
+from .storage import is_remote, url_to_fs
 
 __all__ = ["InspectionReport", "inspect_path"]
 
@@ -136,7 +135,7 @@ def _inspect_dataset(path: str) -> InspectionReport:
 
 
 def _file_size(url: str) -> int:
-    fs, path = fsspec.core.url_to_fs(url)
+    fs, path = url_to_fs(url)
     return int(fs.size(path))
 
 

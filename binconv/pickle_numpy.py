@@ -8,6 +8,7 @@ image data is never copied into memory by this module.
 
 from __future__ import annotations
 
+import re
 import struct
 import sys
 from dataclasses import dataclass
@@ -25,9 +26,11 @@ __all__ = [
     "set_dtype_state",
 ]
 
-# The dtypes that .bin files use: uint8 for encoded images, bool or an
-# integer type for issame.
-_INTEGER_TYPESTRS = frozenset({"b1", "u1", "i1", "u2", "i2", "u4", "i4", "u8", "i8"})
+# Numeric dtypes only: kind (bool, signed, unsigned, float, complex) and
+# item size in bytes, such as 'u1' or 'f8'. Only bool and integer values can be
+# decoded, but any numeric array is accepted here so that the error about a
+# wrong image or label names the pair.
+_NUMERIC_TYPESTR = re.compile(r"[biufc](1|2|4|8|16)")
 _STRUCT_CODES = {1: "b", 2: "h", 4: "i", 8: "q"}
 
 
@@ -40,7 +43,13 @@ class NumpyDtype:
 
     @property
     def itemsize(self) -> int:
+        """Size of one element in bytes."""
         return int(self.typestr[1:])
+
+    @property
+    def is_integer(self) -> bool:
+        """Whether elements are bools or integers, which `decode_integers` can decode."""
+        return self.typestr[0] in "biu" and self.itemsize <= 8
 
 
 @dataclass
@@ -59,7 +68,7 @@ def make_dtype(args: tuple[object, ...]) -> NumpyDtype:
         raise UnsupportedValue(
             f"numpy.dtype called with {describe_value(args)}, expected a type string"
         )
-    if typestr not in _INTEGER_TYPESTRS:
+    if not _NUMERIC_TYPESTR.fullmatch(typestr):
         raise UnsupportedValue(
             f"NumPy dtype {typestr!r} is not supported: images must be uint8 ('u1'), "
             "issame bool ('b1') or integer"
@@ -123,8 +132,10 @@ def make_scalar(args: tuple[object, ...]) -> int | bool:
     if len(args) != 2:
         raise UnsupportedValue(f"NumPy scalar with arguments {describe_value(args)}")
     dtype, data = args
-    if not isinstance(dtype, NumpyDtype):
-        raise UnsupportedValue(f"NumPy scalar with dtype {describe_value(dtype)}")
+    if not isinstance(dtype, NumpyDtype) or not dtype.is_integer:
+        raise UnsupportedValue(
+            f"NumPy scalar of {describe_value(dtype)} is not supported; expected bool or integer"
+        )
     if not isinstance(data, BytesSpan) or data.value is None or data.size != dtype.itemsize:
         raise UnsupportedValue(f"NumPy {dtype.typestr} scalar with data {describe_value(data)}")
     value = decode_integers(data.value, dtype)[0]
@@ -133,6 +144,8 @@ def make_scalar(args: tuple[object, ...]) -> int | bool:
 
 def decode_integers(raw: bytes, dtype: NumpyDtype) -> tuple[int, ...]:
     """Decode the raw bytes of a bool or integer array into Python ints."""
+    if not dtype.is_integer:
+        raise UnsupportedValue(f"cannot decode NumPy {dtype.typestr} values as integers")
     code = _STRUCT_CODES[dtype.itemsize]
     if dtype.typestr[0] in ("u", "b"):
         code = code.upper()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
 
 __all__ = [
     "LATIN1_TEXT",
@@ -23,7 +23,8 @@ class UnsupportedValue(Exception):
     """A pickled value that binconv does not accept; the message says which and why."""
 
 
-class BytesSpan(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class BytesSpan:
     """Bytes stored in the file, located so that they can be read again later.
 
     Attributes:
@@ -47,7 +48,8 @@ class BytesSpan(NamedTuple):
     origin: str
 
 
-class TextSpan(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class TextSpan:
     """A Unicode string stored in the file as UTF-8.
 
     Attributes:
@@ -67,9 +69,15 @@ class TextSpan(NamedTuple):
 
 
 def short_text(value: object) -> str | None:
-    """Return the string that `value` stands for if it is a short string, else None."""
+    """Return the string that `value` stands for if it is a short string, else None.
+
+    Python 2 pickles write names such as dtype type strings as `str`, which
+    is bytes, so a short Python 2 string counts as text too.
+    """
     if isinstance(value, TextSpan):
         return value.value
+    if isinstance(value, BytesSpan) and value.origin == "py2-str" and value.value is not None:
+        return value.value.decode("latin-1")
     return None
 
 

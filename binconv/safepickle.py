@@ -36,6 +36,7 @@ from .pickle_values import (
     TextSpan,
     UnsupportedValue,
     describe_value,
+    short_text,
 )
 
 __all__ = ["ALLOWED_GLOBALS", "AllowedGlobal", "PickleStream", "RestrictedUnpickler"]
@@ -132,11 +133,13 @@ class RestrictedUnpickler:
         """
         # genops calls only read, readline and tell, which PickleStream provides.
         opcodes = pickletools.genops(cast("IO[bytes]", self._stream))
+        started = False
         while True:
             try:
                 opcode, arg, found_at = next(opcodes)
             except ValueError as exc:  # includes UnicodeDecodeError
-                raise self._read_error(exc) from None
+                raise self._read_error(exc, started) from None
+            started = True
             position = found_at if found_at is not None else -1
             if position == 0 and opcode.name != "PROTO":
                 raise self._error(
@@ -158,15 +161,17 @@ class RestrictedUnpickler:
     def _error(self, position: int, message: str) -> BinFileError:
         return BinFileError(f"{self._source}: byte {position}: {message}")
 
-    def _read_error(self, exc: ValueError) -> BinFileError:
+    def _read_error(self, exc: ValueError, started: bool) -> BinFileError:
         text = str(exc)
         position = self._stream.tell()
+        if position == 0:
+            return BinFileError(f"{self._source}: the file is empty, not a pickle")
+        if not started:
+            return BinFileError(f"{self._source}: not a pickle (its first bytes are no opcode)")
         if "exhausted" in text or "remain" in text or "not enough data" in text:
-            if position == 0:
-                return BinFileError(f"{self._source}: the file is empty, not a pickle")
             return BinFileError(
-                f"{self._source}: the file is truncated (it ends at byte {position} before "
-                "the pickle's STOP opcode); copy or download it again"
+                f"{self._source}: the file is truncated (the pickle data ends before its "
+                "STOP opcode); copy or download the file again"
             )
         return BinFileError(f"{self._source}: invalid pickle data near byte {position} ({text})")
 
@@ -305,8 +310,9 @@ class RestrictedUnpickler:
         return TextSpan(offset, length, len(arg), value, latin1_head)
 
     def _text_value(self, value: object, position: int, what: str) -> str:
-        if isinstance(value, TextSpan) and value.value is not None:
-            return value.value
+        text = short_text(value)
+        if text is not None:
+            return text
         raise self._error(position, f"{what} is {describe_value(value)}, expected a short string")
 
     # Globals and calls.
@@ -366,7 +372,7 @@ class RestrictedUnpickler:
         text, encoding = args if len(args) == 2 else (args, None)
         if not isinstance(text, TextSpan):
             raise UnsupportedValue(f"_codecs.encode of {describe_value(args)}")
-        if not isinstance(encoding, TextSpan) or encoding.value not in ("latin1", "latin-1"):
+        if short_text(encoding) not in ("latin1", "latin-1"):
             raise UnsupportedValue(f"_codecs.encode with encoding {describe_value(encoding)}")
         if text.latin1_head is None:
             raise UnsupportedValue("_codecs.encode of text that is not Latin-1")

@@ -23,6 +23,7 @@ import webdataset as wds
 from binconv.dataset_reader import DatasetLocation, locate_dataset
 from binconv.errors import BinconvError
 from binconv.manifest import Manifest
+from binconv.storage_options import get_storage_options
 
 from .decode import decode_image
 from .preprocess import prepare_image
@@ -109,6 +110,8 @@ class PairDataset(torch.utils.data.IterableDataset):
         self.batch_size = batch_size
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.rank, self.world_size = default_world(rank, world_size)
+        # Kept with the dataset, so that workers started by `spawn` get them too.
+        self.storage_options = get_storage_options()
 
     @property
     def manifest(self) -> Manifest:
@@ -129,7 +132,8 @@ class PairDataset(torch.utils.data.IterableDataset):
         shards = self.manifest.shards
         for read in plan_reads(len(shards), current_reader(self.rank, self.world_size)):
             shard = shards[read.shard]
-            yield from iter_shard_read(self.location.shard_url(shard), shard, read)
+            url = self.location.shard_url(shard)
+            yield from iter_shard_read(url, shard, read, self.storage_options)
 
     def _decode_batch(self, pairs: list[ShardPair]) -> PairBatch:
         height, width = self.image_size

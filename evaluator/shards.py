@@ -18,10 +18,11 @@ from typing import Any, BinaryIO
 
 from webdataset import tariterators
 
-from binconv.errors import DatasetError
+from binconv.errors import BinconvError, DatasetError, ShardError
 from binconv.format import ISSAME_MEMBER, pair_key
 from binconv.manifest import ShardInfo
-from binconv.storage import open_read
+from binconv.storage import open_shard
+from binconv.storage_options import StorageOptions
 
 from .split import ShardRead
 
@@ -57,7 +58,7 @@ class ShardPair:
 class _HashingReader(io.RawIOBase):
     """A read-only stream that counts and hashes the bytes read through it."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO | io.RawIOBase) -> None:
         self._raw = raw
         self.sha256 = hashlib.sha256()
         self.size = 0
@@ -79,29 +80,33 @@ class _HashingReader(io.RawIOBase):
             pass
 
 
-def iter_shard_read(url: str, shard: ShardInfo, read: ShardRead) -> Iterator[ShardPair]:
+def iter_shard_read(
+    url: str, shard: ShardInfo, read: ShardRead, options: StorageOptions | None = None
+) -> Iterator[ShardPair]:
     """Yield the pairs of the shard at `url` that `read` selects, after checking each pair.
 
+    Remote shards are streamed by `open_shard`, which retries transient errors.
+
     Raises:
-        DatasetError: The shard is missing, truncated or damaged, or disagrees
-            with `shard` in keys, pair count, size or SHA-256.
+        ShardError: The shard is missing, shorter or longer than the manifest
+            lists, has another SHA-256, or cannot be read after all retries.
+        DatasetError: The shard is damaged, or disagrees with `shard` in keys
+            or pair count.
     """
+    raw = open_shard(url, shard.size, shard.sha256, options)
     try:
-        raw = open_read(url)
-    except FileNotFoundError:
-        raise DatasetError(
-            f"shard {url} is missing; the manifest lists it with pairs "
-            f"{shard.first_pair}..{shard.first_pair + shard.nsamples - 1}"
-        ) from None
-    with raw:
-        stream = _HashingReader(raw)
-        position = 0
-        for sample in _iter_samples(url, stream):
-            pair = _parse_sample(url, sample, shard.first_pair + position)
-            if read.takes(position):
-                yield pair
-            position += 1
-        _check_whole_shard(url, shard, stream, position)
+        with raw:
+            stream = _HashingReader(raw)
+            position = 0
+            for sample in _iter_samples(url, stream):
+                pair = _parse_sample(url, sample, shard.first_pair + position)
+                if read.takes(position):
+                    yield pair
+                position += 1
+            _check_whole_shard(url, shard, stream, position)
+    except ShardError as exc:
+        pairs = f"{shard.first_pair}..{shard.first_pair + shard.nsamples - 1}"
+        raise type(exc)(f"{exc} (the manifest lists it with pairs {pairs})") from None
 
 
 def _iter_samples(url: str, stream: _HashingReader) -> Iterator[dict[str, Any]]:
@@ -110,7 +115,14 @@ def _iter_samples(url: str, stream: _HashingReader) -> Iterator[dict[str, Any]]:
     files = tariterators.tar_file_expander([{"url": url, "stream": stream}])
     try:
         yield from tariterators.group_by_keys(files)
+    except BinconvError as exc:
+        # A read error of the shard stream, with the arguments webdataset appended.
+        message = str(exc.args[0]).split(" @ ")[0] if exc.args else str(exc)
+        raise type(exc)(message) from None
     except tarfile.TarError as exc:
+        # Damaged bytes also break the tar format; the stream's size and
+        # checksum checks name that cause more precisely, so they run first.
+        stream.drain()
         reason = str(exc.args[0]).split(" @ ")[0] if exc.args else type(exc).__name__
         raise DatasetError(f"shard {url} is truncated or not a tar file ({reason})") from None
     except ValueError as exc:

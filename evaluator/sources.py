@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import posixpath
 
-import fsspec
-
 from binconv.errors import ManifestError
 from binconv.format import manifest_name
-from binconv.storage import join_url
+from binconv.storage import join_url, url_to_fs
 
 __all__ = ["find_datasets"]
 
@@ -28,9 +26,9 @@ def find_datasets(path: str) -> list[str]:
     stripped = path.rstrip("/") or path
     if stripped.endswith(".json"):
         return [stripped]
-    fs, folder = fsspec.core.url_to_fs(stripped)
+    fs, folder = url_to_fs(stripped)
     own_manifest = join_url(stripped, manifest_name(posixpath.basename(folder.rstrip("/"))))
-    if fs.isfile(fsspec.core.url_to_fs(own_manifest)[1]):
+    if fs.isfile(url_to_fs(own_manifest)[1]):
         return [own_manifest]
     if not fs.isdir(folder):
         raise ManifestError(
@@ -41,7 +39,7 @@ def find_datasets(path: str) -> list[str]:
     for child in sorted(fs.ls(folder, detail=False)):
         name = posixpath.basename(child.rstrip("/"))
         manifest = join_url(join_url(stripped, name), manifest_name(name))
-        if fs.isfile(fsspec.core.url_to_fs(manifest)[1]):
+        if fs.isfile(url_to_fs(manifest)[1]):
             found.append(manifest)
     if not found:
         raise ManifestError(

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# Real S3 and HTTP servers on 127.0.0.1 (fixtures `s3_server`, `s3_bucket`, `http_server`).
+pytest_plugins = ["tests.servers"]
+
 # Real test data made by others lives beside the repository, never inside it.
 SHARED_DATA = Path(
     os.environ.get("BINCONV_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")

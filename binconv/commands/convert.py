@@ -22,6 +22,7 @@ def convert_command(
         typer.Argument(
             help="Legacy .bin files, or folders whose .bin files are all converted. "
             "Each file becomes a dataset named after the file without its suffix.",
+            metavar="SRC",
             show_default=False,
         ),
     ],
