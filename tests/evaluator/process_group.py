@@ -14,6 +14,7 @@ import datetime
 import multiprocessing
 import os
 import pickle
+import signal
 import time
 import traceback
 from collections.abc import Callable
@@ -90,7 +91,9 @@ def _join_all(processes: list[Any], timeout_s: float) -> None:
         return
     for process in processes:
         if process.is_alive():
-            process.kill()
+            # Each rank leads its own process group (see _run_rank), so this
+            # also kills its DataLoader workers, which would otherwise live on.
+            os.killpg(process.pid, signal.SIGKILL)
             process.join()
     raise TimeoutError(f"ranks {running} still running after {timeout_s:.0f} s; killed them")
 
@@ -102,6 +105,7 @@ def _run_rank(
     workdir: str,
     args: tuple[Any, ...],
 ) -> None:
+    os.setpgid(0, 0)
     import torch
     import torch.distributed as dist
 

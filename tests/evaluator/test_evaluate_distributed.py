@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
@@ -23,6 +24,7 @@ from evaluator import VerificationCallback, evaluate, evaluate_distributed
 from evaluator.dataset import PairDataset, PairLoader
 from evaluator.errors import UndefinedMetricWarning
 
+from ..servers import S3Server
 from .ddp_support import (
     FailingModel,
     PerImageCNN,
@@ -269,3 +271,29 @@ def test_three_ranks_callback_skips_missing_target(three_ranks, expected):
     assert len(warnings_on_rank_0) == 1
     assert three_ranks[1]["logs"] == []
     assert three_ranks[2]["logs"] == []
+
+
+# --- two ranks reading from S3 -------------------------------------------------------------
+
+
+def read_from_s3(rank: int, world_size: int, root_url: str) -> dict[str, Any]:
+    # The ranks inherit AWS_ENDPOINT_URL and the test credentials that the
+    # s3_server fixture put in the environment, so they reach its server.
+    callback = VerificationCallback(["even", "absent"], root_url, batch_size=4, num_workers=1)
+    results = callback(4000, PerImageCNN())
+    return {name: figures(result) for name, result in results.items()}
+
+
+@pytest.mark.timeout(180)
+def test_two_ranks_evaluate_from_s3(
+    root: Path, expected, s3_server: S3Server, s3_bucket: str, tmp_path: Path
+):
+    s3 = fsspec.filesystem("s3")
+    s3.put(str(root / "even"), f"{s3_bucket}/sets/", recursive=True)
+    s3_server.plan.reset()
+    outcomes = run_ranks(read_from_s3, 2, tmp_path, args=(f"{s3_bucket}/sets",))
+    for rank, outcome in enumerate(outcomes):
+        assert outcome.error_type is None, f"rank {rank}: {outcome.traceback}"
+        assert outcome.value == {"even": expected["even"]}
+    for shard in range(4):
+        assert s3_server.plan.requests_for(f"/sets/even/even-{shard:06d}.tar"), shard
