@@ -20,7 +20,6 @@ from torch import nn
 
 from binconv.dataset_reader import DatasetLocation
 from binconv.dataset_writer import read_manifest_if_any
-from binconv.errors import BinconvError
 from binconv.format import manifest_name
 from binconv.storage import join_url
 
@@ -160,18 +159,20 @@ def _find_datasets(names: list[str], root: str, world: WorldInfo) -> dict[str, D
     """Locate each named dataset under `root`; keep those that every rank finds.
 
     Raises:
-        DistributedEvaluationError: A manifest is invalid on some rank.
+        DistributedEvaluationError: A manifest is invalid or cannot be read
+            on some rank.
         ManifestError: Without a process group, a manifest is invalid.
         ValueError: The ranks passed different names.
     """
-    locations: dict[str, DatasetLocation | None] = {}
-    error: BinconvError | None = None
     try:
-        for name in names:
-            locations[name] = _locate(root, name)
-    except BinconvError as exc:
-        error = exc
-    agree_on_failure(error, world)
+        locations = {name: _locate(root, name) for name in names}
+    except Exception as exc:
+        # Such as an invalid manifest, or storage that rejects the
+        # credentials. The other ranks go on to the agreement step, so this
+        # rank joins them there and raises from it.
+        agree_on_failure(exc, world)
+        raise
+    agree_on_failure(None, world)
 
     # Ranks that passed different names would evaluate different datasets
     # and wait for each other in mismatched collectives, so they raise here.

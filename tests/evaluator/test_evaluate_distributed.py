@@ -225,6 +225,9 @@ def three_rank_scenarios(rank: int, world_size: int, root: str) -> dict[str, Any
         "callback": _attempt(
             lambda: {name: figures(result) for name, result in callback(3000, backbone).items()}
         ),
+        "targets_differ": _attempt(
+            lambda: VerificationCallback(["even"] if rank else ["single"], root)
+        ),
         "logs": logs.messages,
     }
 
@@ -271,6 +274,14 @@ def test_three_ranks_callback_skips_missing_target(three_ranks, expected):
     assert len(warnings_on_rank_0) == 1
     assert three_ranks[1]["logs"] == []
     assert three_ranks[2]["logs"] == []
+
+
+@pytest.mark.timeout(180)
+def test_three_ranks_reject_differing_targets(three_ranks):
+    for outcomes in three_ranks:
+        outcome = outcomes["targets_differ"]
+        assert outcome["error_type"] == "ValueError"
+        assert "ranks [1, 2] passed other names than rank 0" in outcome["message"]
 
 
 # --- two ranks reading from S3 -------------------------------------------------------------
