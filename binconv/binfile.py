@@ -38,7 +38,7 @@ _IMAGE_TYPES = "JPEG, PNG, BMP, GIF, TIFF or WebP"
 
 @dataclass(frozen=True)
 class BinIndex:
-    """Where the images of a `.bin` file lie, and its labels and provenance.
+    """Image locations, labels and provenance of a `.bin` file.
 
     Image `i` is `image_lengths[i]` stored bytes at `image_offsets[i]`,
     stored as `image_encodings[i]` (`RAW` or `LATIN1_TEXT`) and

@@ -80,7 +80,7 @@ def find_sources(paths: Sequence[Path]) -> list[Path]:
     A folder contributes the `.bin` files directly inside it, sorted by name.
 
     Raises:
-        BinFileError: A path does not exist, or a folder holds no `.bin` file.
+        BinFileError: A path does not exist, or a folder contains no `.bin` file.
         BinconvError: Two sources would give datasets of the same name.
     """
     sources: list[Path] = []
@@ -123,7 +123,7 @@ def convert_bins(
     Every source is read and checked before the first dataset is written, so
     an invalid source leaves all outputs as they were. A dataset that already
     exists is skipped if it was made from the same source bytes with the same
-    shard size; any other existing dataset is an error unless `overwrite`.
+    shard size. Any other existing dataset is an error unless `overwrite`.
 
     Args:
         paths: `.bin` files and folders of them.

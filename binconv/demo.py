@@ -63,7 +63,7 @@ def run_demo(
     """Write `out_dir/demo.bin`, convert it to `out_dir/shards/demo/`, inspect and verify it.
 
     Raises:
-        BinconvError: A step failed; the demo's own input never causes this.
+        BinconvError: A step failed, for example because `out_dir` cannot be written.
     """
     bin_path = write_demo_bin(out_dir / "demo.bin", num_pairs)
     [conversion] = convert_bins(

@@ -25,7 +25,7 @@ UNREADABLE = "unreadable"
 
 @dataclass(frozen=True)
 class InspectionReport:
-    """What a `.bin` file or converted dataset contains.
+    """Contents summary of a `.bin` file or converted dataset.
 
     Attributes:
         path: The inspected path or URL.
@@ -77,8 +77,8 @@ class _ImageSummary:
 def inspect_path(path: str) -> InspectionReport:
     """Summarise the `.bin` file or converted dataset at `path`, reading every image header.
 
-    A local file that is not a `.json` manifest is read as a `.bin` file;
-    anything else as a dataset folder, manifest or URL.
+    A local file that is not a `.json` manifest is read as a `.bin` file.
+    Anything else is read as a dataset folder, manifest or URL.
 
     Raises:
         BinconvError: The `.bin` file or the dataset is missing or invalid.
@@ -159,7 +159,7 @@ def _summarise_images(pairs: Iterable[Pair]) -> _ImageSummary:
 
 
 def _read_header(data: bytes) -> tuple[str, tuple[int, int], str] | None:
-    # Image.open parses only the header; pixels are never decoded here.
+    # Image.open parses only the header, so no pixels are decoded here.
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

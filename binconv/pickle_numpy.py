@@ -34,9 +34,9 @@ _NUMERIC_TYPESTR = re.compile(r"[biufc](1|2|4|8|16)")
 _STRUCT_CODES = {1: "b", 2: "h", 4: "i", 8: "q"}
 
 
-@dataclass
+@dataclass(slots=True)
 class NumpyDtype:
-    """A `numpy.dtype` of a supported integer or bool type; BUILD sets its byte order."""
+    """A numeric `numpy.dtype`. BUILD sets its byte order after the dtype is created."""
 
     typestr: str
     byteorder: str = "|"
@@ -52,9 +52,9 @@ class NumpyDtype:
         return self.typestr[0] in "biu" and self.itemsize <= 8
 
 
-@dataclass
+@dataclass(slots=True)
 class NumpyArray:
-    """A pickled `numpy.ndarray`; `_reconstruct` creates it empty and BUILD fills it."""
+    """A pickled `numpy.ndarray`. `_reconstruct` creates it empty and BUILD fills it."""
 
     shape: tuple[int, ...] | None = None
     dtype: NumpyDtype | None = None

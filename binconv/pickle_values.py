@@ -14,13 +14,13 @@ __all__ = [
     "short_text",
 ]
 
-# How the stored bytes of a BytesSpan turn into its value.
+# Encodings of the stored bytes of a BytesSpan.
 RAW = 0
 LATIN1_TEXT = 1
 
 
 class UnsupportedValue(Exception):
-    """A pickled value that binconv does not accept; the message says which and why."""
+    """A pickled value that binconv does not accept. The message names the value and the reason."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 `pickle.load` calls whatever global a pickle names, so loading an untrusted
 `.bin` can run any command. `RestrictedUnpickler` instead walks the opcodes
-with `pickletools.genops` and runs a small stack machine of its own. It knows
+with `pickletools.genops` and runs a small stack machine of its own. It accepts
 only the opcodes that protocol 2 to 5 use for tuples, lists, ints, bools,
 strings and bytes, and the few globals that NumPy arrays and Python 3 `bytes`
 need, which it interprets itself instead of calling them. Every other opcode
@@ -42,7 +42,7 @@ from .pickle_values import (
 __all__ = ["ALLOWED_GLOBALS", "AllowedGlobal", "PickleStream", "RestrictedUnpickler"]
 
 HIGHEST_PROTOCOL = 5
-# Bytes and strings up to this size keep their value; longer ones (images)
+# Bytes and strings up to this size keep their value. Longer ones (images)
 # are kept only as a location in the file.
 SHORT_VALUE_SIZE = 256
 HEAD_SIZE = 16
@@ -50,7 +50,7 @@ HEAD_SIZE = 16
 
 @dataclass(frozen=True)
 class AllowedGlobal:
-    """A global that a .bin file may name; `role` selects how REDUCE interprets it."""
+    """A global that a .bin file may name. Its `role` selects how REDUCE interprets it."""
 
     module: str
     name: str
@@ -97,7 +97,7 @@ _LENGTH_FIELD_SIZE = {
 
 
 class PickleStream(Protocol):
-    """What `pickletools.genops` needs from a stream; `tell` must return file offsets."""
+    """Stream interface that `pickletools.genops` reads from. `tell` must return file offsets."""
 
     def read(self, size: int = -1, /) -> bytes: ...
 
@@ -120,6 +120,9 @@ class RestrictedUnpickler:
         self._source = source
         self._stack: list[object] = []
         self._marks: list[int] = []
+        # NOTE: like pickle itself, the memo keeps every memoized value until the
+        # end, so memory grows by a small record per image (under 1 KB) even
+        # though image bytes are never held.
         self._memo: dict[int, object] = {}
         self.protocol = 0
         self._handlers: dict[str, Callable[[object, int], object]] = self._make_handlers()

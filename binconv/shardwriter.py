@@ -14,7 +14,7 @@ from .format import ISSAME_MEMBER, detect_image_type, pair_key, shard_name
 from .manifest import ShardInfo
 from .storage import join_url, open_atomic_write
 
-__all__ = ["Pair", "PairShardWriter", "pair_members"]
+__all__ = ["Pair", "PairShardWriter", "member_bytes", "pair_members", "tar_end"]
 
 
 @dataclass(frozen=True)
@@ -69,16 +69,46 @@ def pair_members(pair: Pair, source: str) -> list[tuple[str, bytes]]:
     return members
 
 
-def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    # Every header field but name and size is fixed, so equal pairs give
-    # byte-identical shards on any machine.
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mtime = 0
-    info.mode = 0o444
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    tar.addfile(info, io.BytesIO(data))
+# A USTAR header block with every field but name, size and checksum fixed:
+# mode 0444, uid and gid 0, mtime 0, empty user and group names, regular file.
+# The header is built here instead of by tarfile, because tarfile's choice of
+# fields (such as device numbers) has changed between Python versions, and
+# equal pairs must give byte-identical shards on any machine.
+_BLOCK_SIZE = 512
+_RECORD_SIZE = 20 * _BLOCK_SIZE  # tar's default record size, as tarfile pads to
+_HEADER_TEMPLATE = bytearray(_BLOCK_SIZE)
+_HEADER_TEMPLATE[100:108] = b"0000444\x00"
+_HEADER_TEMPLATE[108:116] = b"0000000\x00"
+_HEADER_TEMPLATE[116:124] = b"0000000\x00"
+_HEADER_TEMPLATE[136:148] = b"00000000000\x00"
+_HEADER_TEMPLATE[156:157] = tarfile.REGTYPE
+_HEADER_TEMPLATE[257:265] = tarfile.POSIX_MAGIC
+_MAX_MEMBER_SIZE = 8**11 - 1  # the largest size that 11 octal digits hold
+# The checksum is the byte sum of the header with its own field read as
+# spaces. Name and size fields are zero in the template, so a header's
+# checksum is this sum plus the bytes of its name and size fields.
+_TEMPLATE_CHECKSUM = sum(_HEADER_TEMPLATE) + 8 * ord(" ")
+
+
+def member_bytes(name: str, data: bytes) -> bytes:
+    """Return the tar header, data and padding of one member, as USTAR lays them out."""
+    encoded = name.encode("ascii")
+    if len(encoded) > 100 or len(data) > _MAX_MEMBER_SIZE:
+        raise BinconvError(f"tar member {name!r} of {len(data)} bytes does not fit a USTAR header")
+    size_field = b"%011o\x00" % len(data)
+    header = bytearray(_HEADER_TEMPLATE)
+    header[: len(encoded)] = encoded
+    header[124:136] = size_field
+    checksum = _TEMPLATE_CHECKSUM + sum(encoded) + sum(size_field)
+    header[148:156] = b"%06o\x00 " % checksum
+    padding = -len(data) % _BLOCK_SIZE
+    return b"".join((header, data, bytes(padding)))
+
+
+def tar_end(size: int) -> bytes:
+    """Return the end-of-archive blocks for a tar of `size` bytes so far, padded to a record."""
+    end = 2 * _BLOCK_SIZE
+    return bytes(end + (-(size + end) % _RECORD_SIZE))
 
 
 class PairShardWriter:
@@ -134,10 +164,9 @@ class PairShardWriter:
         first_pair = self.num_pairs - len(self._buffer)
         with open_atomic_write(join_url(self.out_dir, name)) as out:
             hashing = _HashingWriter(out)
-            with tarfile.open(fileobj=hashing, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-                for members in self._buffer:
-                    for member_name, data in members:
-                        _add_member(tar, member_name, data)
+            for members in self._buffer:
+                hashing.write(b"".join(member_bytes(*member) for member in members))
+            hashing.write(tar_end(hashing.size))
         self.shards.append(
             ShardInfo(
                 url=name,

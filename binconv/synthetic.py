@@ -34,7 +34,7 @@ class FaceIdentity:
 
     @classmethod
     def from_seed(cls, seed: int) -> FaceIdentity:
-        """Return the identity numbered `seed`; equal seeds give equal identities."""
+        """Return the identity numbered `seed`. Equal seeds give equal identities."""
         rng = random.Random(seed)
         tone = rng.randint(90, 235)
         return cls(

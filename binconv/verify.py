@@ -1,4 +1,4 @@
-"""Proof that a converted dataset holds exactly the pairs of its `.bin` file."""
+"""Proof that a converted dataset contains exactly the pairs of its `.bin` file."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ class VerifyResult:
 
 
 def verify_conversion(bin_path: Path, dataset: str) -> VerifyResult:
-    """Check that `dataset` holds the pairs of `bin_path` in order, byte for byte.
+    """Check that `dataset` contains the pairs of `bin_path` in order, byte for byte.
 
     Every pair is compared (both images' bytes and issame), then every
     shard's size and SHA-256 are checked against the manifest.
@@ -73,7 +73,7 @@ def verify_conversion(bin_path: Path, dataset: str) -> VerifyResult:
             for shard_pair in iter_shard_pairs(url, shard):
                 source_pair = next(expected, None)
                 if source_pair is None:
-                    raise DatasetError(f"shard {url} holds more pairs than its manifest lists")
+                    raise DatasetError(f"shard {url} contains more pairs than its manifest lists")
                 _compare_pair(source_pair, shard_pair, str(bin_path), url)
         except ShardChecksumError as exc:
             # Equal pairs in other shard bytes still make the conversion differ.

@@ -86,6 +86,8 @@ class PairDataset(torch.utils.data.IterableDataset):
             initialised, else 0.
         world_size: Number of ranks; default from `torch.distributed` if it
             is initialised, else 1.
+        check_sha256: Whether to hash every shard and compare it with the
+            manifest. Sizes, keys and pair counts are checked either way.
 
     Raises:
         ManifestError: No valid manifest was found at `source`.
@@ -100,6 +102,7 @@ class PairDataset(torch.utils.data.IterableDataset):
         image_size: Sequence[int] = (112, 112),
         rank: int | None = None,
         world_size: int | None = None,
+        check_sha256: bool = True,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -110,6 +113,7 @@ class PairDataset(torch.utils.data.IterableDataset):
         self.batch_size = batch_size
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.rank, self.world_size = default_world(rank, world_size)
+        self.check_sha256 = check_sha256
         # Kept with the dataset, so that workers started by `spawn` get them too.
         self.storage_options = get_storage_options()
 
@@ -133,7 +137,7 @@ class PairDataset(torch.utils.data.IterableDataset):
         for read in plan_reads(len(shards), current_reader(self.rank, self.world_size)):
             shard = shards[read.shard]
             url = self.location.shard_url(shard)
-            yield from iter_shard_read(url, shard, read, self.storage_options)
+            yield from iter_shard_read(url, shard, read, self.check_sha256, self.storage_options)
 
     def _decode_batch(self, pairs: list[ShardPair]) -> PairBatch:
         height, width = self.image_size

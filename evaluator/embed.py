@@ -12,7 +12,7 @@ from binconv.format import pair_key
 
 from .dataset import PairBatch
 from .errors import EvaluationError
-from .preprocess import model_inputs
+from .preprocess import ModelInputs
 
 __all__ = ["EmbeddedPairs", "EmbeddingError", "Model", "embed_pairs", "eval_mode", "model_device"]
 
@@ -100,20 +100,21 @@ def embed_pairs(
     """
     device = torch.device(device) if device is not None else model_device(model)
     rows = _RowBuffer(expected_pairs)
+    inputs = ModelInputs()
     with torch.inference_mode(), eval_mode(model):
         for batch in batches:
-            emb, emb_flip = _embed_batch(model, batch, device, autocast)
+            emb, emb_flip = _embed_batch(model, batch, inputs, device, autocast)
             rows.append(batch, emb, emb_flip)
     return rows.result()
 
 
 def _embed_batch(
-    model: Model, batch: PairBatch, device: torch.device, autocast: bool
+    model: Model, batch: PairBatch, inputs: ModelInputs, device: torch.device, autocast: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
     num_pairs = len(batch.indices)
     images = batch.images.to(device, non_blocking=True).flatten(0, 1)
     with torch.autocast(device.type, enabled=autocast):
-        output = model(model_inputs(images))
+        output = model(inputs.build(images))
     if not isinstance(output, torch.Tensor) or output.ndim != 2 or len(output) != 4 * num_pairs:
         shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
         raise EmbeddingError(

@@ -135,6 +135,7 @@ def evaluate(
     image_size: Sequence[int] = (112, 112),
     autocast: bool = False,
     n_folds: int = 10,
+    check_sha256: bool = True,
     on_batch: Callable[[int], None] | None = None,
 ) -> EvaluationResult:
     """Evaluate `model` on every pair of a converted dataset with the classic 10-fold protocol.
@@ -147,12 +148,13 @@ def evaluate(
         model: A `torch.nn.Module` or callable from `float32` images (N, 3, H, W)
             to embeddings (N, d).
         source: A manifest or dataset folder, as a local path or fsspec URL.
-        batch_size: Pairs per batch; the model sees four images per pair.
+        batch_size: Pairs per batch; the model gets four images per pair.
         num_workers: DataLoader workers that read and decode; 0 does it in this process.
         device: Device to run the model on; default the model's device.
         image_size: Model input size as (height, width).
         autocast: Whether to run the model under `torch.autocast`.
         n_folds: Number of folds.
+        check_sha256: Whether to compare each shard's SHA-256 with the manifest.
         on_batch: Called with the number of pairs of each embedded batch, for progress bars.
 
     Raises:
@@ -164,7 +166,12 @@ def evaluate(
     """
     start = time.perf_counter()
     dataset = PairDataset(
-        source, batch_size=batch_size, image_size=image_size, rank=0, world_size=1
+        source,
+        batch_size=batch_size,
+        image_size=image_size,
+        rank=0,
+        world_size=1,
+        check_sha256=check_sha256,
     )
     device = torch.device(device) if device is not None else model_device(model)
     loader = PairLoader(dataset, num_workers=num_workers, pin_memory=device.type == "cuda")

@@ -125,7 +125,7 @@ def _load_weights(model: torch.nn.Module, weights: str, spec: str) -> None:
             f"{weights} is not a state dict that loads with weights_only=True ({reason})"
         ) from None
     if not isinstance(state, dict):
-        raise ModelLoadError(f"{weights} holds a {type(state).__name__}, expected a state dict")
+        raise ModelLoadError(f"{weights} contains a {type(state).__name__}, expected a state dict")
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

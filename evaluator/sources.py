@@ -21,7 +21,7 @@ def find_datasets(path: str) -> list[str]:
             manifest named after itself.
 
     Raises:
-        ManifestError: `path` is none of these.
+        ManifestError: `path` is not a manifest, a dataset folder or a root of datasets.
     """
     stripped = path.rstrip("/") or path
     if stripped.endswith(".json"):

@@ -166,7 +166,7 @@ def test_verify_success(tmp_path: Path, five_pair_bin: Path) -> None:
     result = runner.invoke(app, ["verify", str(five_pair_bin), str(tmp_path / "out" / "five")])
 
     assert result.exit_code == 0, result.output
-    assert "5 pairs byte-identical, 1 shard checksums match" in result.stdout
+    assert "5 pairs byte-identical, 1 shard checksum matches the manifest" in result.stdout
 
 
 def test_verify_names_differing_image(tmp_path: Path, images: list[bytes]) -> None:

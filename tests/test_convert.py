@@ -335,13 +335,13 @@ def test_killed_run_then_rerun_rebuilds(tmp_path: Path, seven_pair_bin: Path) ->
         import os, signal, sys
         import binconv.shardwriter as shardwriter
 
-        original = shardwriter._add_member
-        def add_member_then_die(tar, name, data):
+        original = shardwriter.member_bytes
+        def member_bytes_then_die(name, data):
             if name.startswith("000002."):
                 os.kill(os.getpid(), signal.SIGKILL)
-            original(tar, name, data)
+            return original(name, data)
 
-        shardwriter._add_member = add_member_then_die
+        shardwriter.member_bytes = member_bytes_then_die
         sys.argv = ["binconv", "convert", sys.argv[1], "-o", sys.argv[2], "--pairs-per-shard", "2"]
         from binconv.cli import main
         main()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import socket
 from pathlib import Path
 
 import fsspec
@@ -326,3 +327,13 @@ def test_url_to_fs_names_missing_extra() -> None:
         pytest.skip("gcsfs is installed, so gs:// URLs open")
     with pytest.raises(StorageError, match=r"pip install 'binconv\[gcs\]'"):
         url_to_fs("gs://bucket/lfw/lfw.json")
+
+
+def test_loopback_guard_rejects_other_hosts(loopback_only: None) -> None:
+    # The guard raises before any lookup or connection, so nothing is sent.
+    with pytest.raises(pytest.fail.Exception, match=r"tried to reach example\.org"):
+        socket.getaddrinfo("example.org", 443)
+    # 192.0.2.0/24 is reserved for documentation (RFC 5737).
+    expected = r"tried to reach 192\.0\.2\.1"
+    with socket.socket() as sock, pytest.raises(pytest.fail.Exception, match=expected):
+        sock.connect(("192.0.2.1", 9))

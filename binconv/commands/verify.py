@@ -30,7 +30,7 @@ def verify_command(
         bool, typer.Option("--verbose", "-v", help="Log each step to stderr.")
     ] = False,
 ) -> None:
-    """Check that a dataset holds the pairs of a .bin file, in order and byte for byte.
+    """Check that a dataset contains the pairs of a .bin file, in order and byte for byte.
 
     Compares both images and issame of every pair, then each shard's size and
     SHA-256 with the manifest. Exit status: 0 if everything matches, 1 naming
@@ -38,7 +38,12 @@ def verify_command(
     """
     configure_logging(verbose)
     result = verify_conversion(bin_path, dataset_dir)
+    checksums = (
+        "1 shard checksum matches"
+        if result.num_shards == 1
+        else f"{result.num_shards} shard checksums match"
+    )
     typer.echo(
         f"OK: {result.dataset_dir} matches {result.bin_path}: {result.num_pairs} pairs "
-        f"byte-identical, {result.num_shards} shard checksums match the manifest"
+        f"byte-identical, {checksums} the manifest"
     )

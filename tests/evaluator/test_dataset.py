@@ -124,7 +124,7 @@ def test_truncated_shard_names_shard(damaged_dir: Path, cut: float) -> None:
     shard = damaged_dir / "toy-000001.tar"
     data = shard.read_bytes()
     shard.write_bytes(data[: int(len(data) * cut)])
-    with pytest.raises(DatasetError, match=r"toy-000001\.tar (is truncated|holds \d pairs)"):
+    with pytest.raises(DatasetError, match=r"toy-000001\.tar (is truncated|contains \d pairs)"):
         read_all(str(damaged_dir), num_workers=2)
 
 
@@ -169,6 +169,26 @@ def test_changed_image_bytes_detected(damaged_dir: Path) -> None:
     expected = r"toy-000000\.tar has sha256 [0-9a-f]{64}, but the manifest"
     with pytest.raises(DatasetError, match=expected):
         read_all(str(damaged_dir))
+
+
+def test_changed_bytes_pass_without_sha256(damaged_dir: Path) -> None:
+    shard = damaged_dir / "toy-000000.tar"
+    data = bytearray(shard.read_bytes())
+    data[2000] ^= 0x01
+    shard.write_bytes(bytes(data))
+    dataset = PairDataset(str(damaged_dir), batch_size=4, check_sha256=False)
+    indices = indices_of(list(PairLoader(dataset, num_workers=0)))
+    assert indices == list(range(NUM_PAIRS))
+
+
+def test_size_checked_without_sha256(damaged_dir: Path) -> None:
+    shard = damaged_dir / "toy-000003.tar"
+    shard.write_bytes(shard.read_bytes()[:-512])
+    dataset = PairDataset(str(damaged_dir), batch_size=4, check_sha256=False)
+    with pytest.raises(
+        DatasetError, match=r"toy-000003\.tar is truncated: it has 50688 bytes, but should have"
+    ):
+        list(PairLoader(dataset, num_workers=0))
 
 
 def test_undecodable_image_names_pair(damaged_dir: Path, pairs: list[Pair]) -> None:

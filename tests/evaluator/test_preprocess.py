@@ -12,7 +12,14 @@ import torch
 
 from binconv.errors import DatasetError
 from evaluator import preprocess
-from evaluator.preprocess import model_inputs, prepare_image, resize_short, scale_images
+from evaluator.preprocess import (
+    ModelInputs,
+    model_inputs,
+    prepare_image,
+    resize_short,
+    scale_images,
+    scale_with_table,
+)
 
 from .shardbuilder import make_image
 
@@ -25,6 +32,13 @@ def classic_scale(pixels: np.ndarray) -> np.ndarray:
 def test_scaling_matches_numpy_for_every_value() -> None:
     values = torch.arange(256, dtype=torch.uint8)
     assert np.array_equal(scale_images(values).numpy(), classic_scale(values.numpy()))
+
+
+def test_table_matches_numpy_for_every_value() -> None:
+    # The table is what CUDA and other devices use; it is checked here on the CPU.
+    values = torch.arange(256, dtype=torch.uint8)
+    scaled = scale_with_table(values, torch.empty(256))
+    assert np.array_equal(scaled.numpy(), classic_scale(values.numpy()))
 
 
 def test_scaling_matches_torch_cpu_division() -> None:
@@ -42,6 +56,16 @@ def test_model_inputs_append_mirrors() -> None:
         expected = classic_scale(make_image(i)).transpose(2, 0, 1)
         assert np.array_equal(inputs[i].numpy(), expected)
         assert np.array_equal(inputs[3 + i].numpy(), expected[:, :, ::-1])
+
+
+def test_input_buffer_reused_across_batch_sizes() -> None:
+    stack = np.stack([make_image(i).transpose(2, 0, 1) for i in range(5)])
+    builder = ModelInputs()
+    first = builder.build(torch.from_numpy(stack[:4])).clone()
+    second = builder.build(torch.from_numpy(stack[4:]))
+    assert torch.equal(first, model_inputs(torch.from_numpy(stack[:4])))
+    assert tuple(second.shape) == (2, 3, 112, 112)
+    assert torch.equal(second, model_inputs(torch.from_numpy(stack[4:])))
 
 
 def test_prepare_image_transposes_without_resizing() -> None:
