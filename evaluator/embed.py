@@ -27,7 +27,9 @@ class EmbeddedPairs(NamedTuple):
     """Embeddings of the pairs one reader or rank embedded, row by row in arrival order.
 
     Row r of every field belongs to pair `indices[r]`. A pair that arrived
-    twice has two rows, so the exactly-once check can see it.
+    twice has two rows, so the exactly-once check can see it. Without any
+    batch, `emb` and `emb_flip` have shape (0, 2, 0), because the embedding
+    size is unknown.
 
     Attributes:
         indices: Pair indices, `int64` of shape (k,).

@@ -133,11 +133,11 @@ def scale_with_table(images: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
 class ModelInputs:
     """Builds model input batches in one `float32` buffer that is reused from batch to batch.
 
-    A fresh buffer per batch would be allocated and freed tens of megabytes at
+    A fresh buffer per batch means allocating and freeing tens of megabytes at
     a time, and on the CPU glibc's allocator may keep such memory instead of
-    returning it: a 6,000-pair evaluation with one DataLoader worker peaked at
-    1.2 GiB instead of 0.3 GiB in some runs. Each batch overwrites the
-    previous one, so use a batch before building the next.
+    returning it. With fresh buffers, a 6,000-pair evaluation with one
+    DataLoader worker peaked at 1.2 GiB instead of 0.3 GiB in some runs. Each
+    batch overwrites the previous one, so use a batch before building the next.
     """
 
     def __init__(self) -> None:

@@ -11,7 +11,7 @@ from ..demo import DEFAULT_DEMO_DIR, DEMO_NUM_PAIRS, run_demo
 from . import configure_logging, exits_on_error
 from ._progress import TqdmProgress, progress_enabled
 from .convert import format_summary
-from .evaluate import evaluate_demo, format_results
+from .evaluate import EVALUATION_FOLDS, evaluate_demo, format_results
 from .inspect import format_report
 
 __all__ = ["demo_command"]
@@ -42,7 +42,9 @@ def demo_command(
     configure_logging(verbose)
     progress = TqdmProgress() if progress_enabled(quiet) else None
     result = run_demo(out, pairs, progress)
-    evaluation = evaluate_demo(result.conversion.dataset_dir, quiet)
+    # The 10-fold protocol needs a pair per fold, so smaller demos skip it.
+    evaluated = pairs >= EVALUATION_FOLDS
+    evaluation = evaluate_demo(result.conversion.dataset_dir, quiet) if evaluated else None
     if quiet:
         return
     typer.echo(f"wrote {result.bin_path}: {pairs} generated pairs of 112x112 JPEG faces")
@@ -51,5 +53,11 @@ def demo_command(
     typer.echo(
         f"verified: {result.verification.num_pairs} pairs byte-identical to {result.bin_path}"
     )
+    if evaluation is None:
+        typer.echo(
+            f"skipped evaluating the demo model: the {EVALUATION_FOLDS}-fold protocol needs "
+            f"at least {EVALUATION_FOLDS} pairs, got {pairs}"
+        )
+        return
     typer.echo("evaluated the built-in demo model (evaluator.demo_model:build_demo_model):")
     typer.echo(format_results([evaluation]))

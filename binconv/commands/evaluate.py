@@ -25,7 +25,16 @@ if TYPE_CHECKING:
     from evaluator.embed import Model
     from evaluator.evaluate import EvaluationResult
 
-__all__ = ["evaluate_command", "evaluate_demo", "format_results", "parse_image_size"]
+__all__ = [
+    "EVALUATION_FOLDS",
+    "evaluate_command",
+    "evaluate_demo",
+    "format_results",
+    "parse_image_size",
+]
+
+# Folds of the classic protocol; a dataset needs at least one pair per fold.
+EVALUATION_FOLDS = 10
 
 
 def parse_image_size(text: str) -> tuple[int, int]:
@@ -160,6 +169,7 @@ def _evaluate_one(
             device=device,
             image_size=image_size,
             autocast=amp,
+            n_folds=EVALUATION_FOLDS,
             on_batch=bar.update,
         )
     # One plain line per warning, such as metrics left undefined by a set without negatives.

@@ -128,6 +128,15 @@ def test_other_commands_do_not_import_torch() -> None:
     assert completed.stdout.strip() == "False"
 
 
+def test_small_demo_skips_evaluation(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--pairs", "6"])
+    assert result.exit_code == 0, result.output
+    assert (
+        "skipped evaluating the demo model: the 10-fold protocol needs at least 10 pairs, got 6"
+        in result.stdout
+    )
+
+
 def test_demo_prints_evaluation(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--pairs", "40"])
     assert result.exit_code == 0, result.output
