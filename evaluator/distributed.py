@@ -76,7 +76,7 @@ class WorldInfo:
 
         For an accelerator backend this is the current device of its kind,
         which training scripts set with `torch.cuda.set_device(local_rank)`.
-        NOTE: only gloo on the CPU has been run; the NCCL path is untested.
+        NOTE: the tests run gloo on the CPU only, so the NCCL path is untested.
         """
         device_type = _ACCELERATOR_ONLY_BACKENDS.get(self.backend or "")
         if device_type is None:

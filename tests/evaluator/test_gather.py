@@ -27,7 +27,7 @@ def pair_embedding(index: int, dtype: torch.dtype = torch.float32) -> torch.Tens
 
 
 def rank_part(indices: list[int], dtype: torch.dtype = torch.float32) -> EmbeddedPairs:
-    """Return the rows of a rank that embedded `indices`; mirrors are negated, even pairs same."""
+    """Return the rows of a rank that embedded `indices`: mirrors negated, even pairs same."""
     rows = [pair_embedding(index, dtype) for index in indices]
     emb = torch.stack(rows) if rows else torch.empty((0, 2, FEATURES), dtype=dtype)
     return EmbeddedPairs(
@@ -39,7 +39,7 @@ def rank_part(indices: list[int], dtype: torch.dtype = torch.float32) -> Embedde
 
 
 def assert_rows_of(embedded: EmbeddedPairs, indices: list[int]) -> None:
-    """Assert that `embedded` holds exactly the rows of `indices`, in that order."""
+    """Assert that `embedded` contains exactly the rows of `indices`, in that order."""
     expected = torch.stack([pair_embedding(index, torch.float64) for index in indices])
     assert embedded.indices.tolist() == indices
     assert embedded.issame.tolist() == [index % 2 == 0 for index in indices]
