@@ -177,6 +177,8 @@ def _split_top_level(top: object, path: Path) -> tuple[list[object], object]:
             f"{path}: the file has an odd number of images ({len(images)}); "
             "images 2i and 2i+1 must form pair i"
         )
+    if not images:
+        raise BinFileError(f"{path}: the file contains no images, so it has no pairs to convert")
     return list(images), issame
 
 
