@@ -117,7 +117,8 @@ def file_size(url: str, options: StorageOptions | None = None) -> int | None:
     fs, path = url_to_fs(url, options, retry=False)
     try:
         info = call_with_retries(lambda: fs.info(path), f"reading the size of {url}", options)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
+        # NotADirectoryError: a local path below a file, which cannot exist.
         return None
     if info.get("type") == "directory":
         return None
