@@ -80,6 +80,11 @@ def verify_conversion(bin_path: Path, dataset: str) -> VerifyResult:
             raise MismatchError(str(exc)) from None
         _check_shard_checksum(location, shard)
 
+    if manifest.num_positive != index.num_positive:
+        raise MismatchError(
+            f"{location.manifest_url} lists {manifest.num_positive} same-person pairs, but "
+            f"{bin_path} and the shards have {index.num_positive}"
+        )
     same_source = manifest.source.sha256 == index.sha256
     if not same_source:
         logger.warning(
