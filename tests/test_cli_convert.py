@@ -263,6 +263,21 @@ def test_verify_missing_dataset_exit_2(tmp_path: Path, five_pair_bin: Path) -> N
     assert "no dataset manifest found" in result.stderr
 
 
+@pytest.mark.parametrize("command", ["verify", "inspect", "export"])
+def test_file_given_as_dataset_exits_2(command: str, tmp_path: Path, five_pair_bin: Path) -> None:
+    args = {
+        "verify": ["verify", str(five_pair_bin), str(five_pair_bin)],
+        "inspect": ["inspect", str(five_pair_bin / "five")],
+        "export": ["export", str(five_pair_bin), "-o", str(tmp_path / "copy.bin")],
+    }[command]
+
+    result = runner.invoke(app, args)
+
+    assert result.exit_code == 2, result.output
+    assert "no dataset manifest found" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
 def test_inspect_bin_json(tmp_path: Path) -> None:
     mixed = [face_png(1), gray_jpeg(2), *face_jpegs(1, size=(96, 112)), *face_jpegs(1)]
     source = write_bin(tmp_path / "mixed.bin", mixed, [True, False], protocol=2)
