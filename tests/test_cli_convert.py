@@ -278,6 +278,17 @@ def test_file_given_as_dataset_exits_2(command: str, tmp_path: Path, five_pair_b
     assert result.stderr.count("\n") == 1
 
 
+def test_demo_out_is_a_file_exits_2(tmp_path: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.write_bytes(b"not a folder")
+
+    result = runner.invoke(app, ["demo", "--out", str(taken)])
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"binconv: error: {taken}: cannot create the output folder")
+    assert taken.read_bytes() == b"not a folder"
+
+
 def test_inspect_bin_json(tmp_path: Path) -> None:
     mixed = [face_png(1), gray_jpeg(2), *face_jpegs(1, size=(96, 112)), *face_jpegs(1)]
     source = write_bin(tmp_path / "mixed.bin", mixed, [True, False], protocol=2)
