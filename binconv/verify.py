@@ -52,8 +52,9 @@ def verify_conversion(bin_path: Path, dataset: str) -> VerifyResult:
         dataset: The converted dataset's folder, manifest path or URL.
 
     Raises:
-        MismatchError: A pair, the pair count or a shard checksum differs;
-            the message names the first pair or shard that differs.
+        MismatchError: A pair, the pair count, the manifest's same-person
+            count or a shard checksum differs. The message names the first
+            pair or shard that differs.
         BinconvError: The `.bin` file or the dataset cannot be read.
     """
     index = read_bin_index(bin_path)
