@@ -182,6 +182,8 @@ def _split_top_level(top: object, path: Path) -> tuple[PickleList, object]:
             f"{path}: the file has an odd number of images ({len(images)}); "
             "images 2i and 2i+1 must form pair i"
         )
+    if len(images) == 0:
+        raise BinFileError(f"{path}: the file contains no images, so it has no pairs to convert")
     return images, issame
 
 

@@ -54,7 +54,8 @@ def locate_dataset(path: str, options: StorageOptions | None = None) -> DatasetL
     try:
         with open_read(manifest_url, options) as f:
             text = f.read()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
+        # NotADirectoryError: `path` is a local file, such as a .bin or a shard.
         raise ManifestError(
             f"{path}: no dataset manifest found (looked for {manifest_url}); "
             "pass a folder written by 'binconv convert' or its .json manifest"

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .convert import ConversionResult, ConvertProgress, convert_bins
+from .errors import BinconvError
 from .inspection import InspectionReport, inspect_path
 from .storage import open_atomic_write
 from .synthetic import generate_pairs
@@ -43,13 +44,21 @@ def write_demo_bin(path: Path, num_pairs: int = DEMO_NUM_PAIRS, seed: int = 0) -
     The file has the layout that Python 3 producers write: a protocol-4
     pickle of `(images, issame)` with images as JPEG `bytes` and issame as
     bools. Equal arguments give byte-identical files.
+
+    Raises:
+        BinconvError: The folder of `path` cannot be created.
     """
     images: list[bytes] = []
     issame: list[bool] = []
     for img1, img2, same in generate_pairs(num_pairs, seed):
         images += [img1, img2]
         issame.append(same)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BinconvError(
+            f"{path.parent}: cannot create the output folder ({exc.strerror}); pass another --out"
+        ) from None
     with open_atomic_write(str(path)) as out:
         pickle.dump((images, issame), out, protocol=4)
     return path

@@ -14,6 +14,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .binfile import iter_bin_pairs, read_bin_index
 from .dataset_reader import iter_pairs, locate_dataset
+from .errors import DatasetError
 from .shardwriter import Pair
 from .storage import is_remote, url_to_fs
 
@@ -72,6 +73,7 @@ class _ImageSummary:
     sizes: dict[str, int]
     modes: dict[str, int]
     total_bytes: int
+    num_positive: int
 
 
 def inspect_path(path: str) -> InspectionReport:
@@ -115,6 +117,11 @@ def _inspect_dataset(path: str) -> InspectionReport:
     location = locate_dataset(path)
     manifest = location.manifest
     images = _summarise_images(iter_pairs(location))
+    if images.num_positive != manifest.num_positive:
+        raise DatasetError(
+            f"{location.manifest_url} lists {manifest.num_positive} same-person pairs, but "
+            f"the shards have {images.num_positive}; convert the dataset again"
+        )
     return InspectionReport(
         path=path,
         kind="dataset",
@@ -144,7 +151,9 @@ def _summarise_images(pairs: Iterable[Pair]) -> _ImageSummary:
     sizes: Counter[str] = Counter()
     modes: Counter[str] = Counter()
     total = 0
+    num_positive = 0
     for pair in pairs:
+        num_positive += int(pair.issame)
         for data in (pair.img1, pair.img2):
             total += len(data)
             header = _read_header(data)
@@ -155,7 +164,7 @@ def _summarise_images(pairs: Iterable[Pair]) -> _ImageSummary:
             formats[image_format] += 1
             sizes[f"{width}x{height}"] += 1
             modes[mode] += 1
-    return _ImageSummary(dict(formats), dict(sizes), dict(modes), total)
+    return _ImageSummary(dict(formats), dict(sizes), dict(modes), total, num_positive)
 
 
 def _read_header(data: bytes) -> tuple[str, tuple[int, int], str] | None:

@@ -153,10 +153,13 @@ def manifest_from_json(text: str | bytes, where: str) -> Manifest:
     except (KeyError, TypeError, ValueError) as exc:
         raise ManifestError(f"{where}: missing or invalid field in manifest ({exc})") from None
     _check_counts(manifest, where)
+    _check_shard_urls(manifest, where)
     return manifest
 
 
 def _check_counts(manifest: Manifest, where: str) -> None:
+    if not manifest.shards:
+        raise ManifestError(f"{where}: the manifest lists no shards; convert the dataset again")
     if manifest.num_positive + manifest.num_negative != manifest.num_pairs:
         raise ManifestError(
             f"{where}: num_positive + num_negative = "
@@ -174,3 +177,15 @@ def _check_counts(manifest: Manifest, where: str) -> None:
         raise ManifestError(
             f"{where}: shards hold {expected_first} pairs, but num_pairs = {manifest.num_pairs}"
         )
+
+
+def _check_shard_urls(manifest: Manifest, where: str) -> None:
+    # binconv writes shards next to their manifest. A path or URL here could
+    # make a downloaded manifest read any local file or reach another host.
+    for shard in manifest.shards:
+        url = shard.url
+        if not url or url in (".", "..") or "/" in url or "\\" in url:
+            raise ManifestError(
+                f"{where}: shard url {url!r} is not a file name in the manifest's folder; "
+                "convert the dataset again"
+            )

@@ -67,7 +67,8 @@ def url_to_fs(
             binconv's own reads pass False and retry in `call_with_retries`.
 
     Raises:
-        StorageError: The filesystem for the URL's protocol is not installed.
+        StorageError: The filesystem for the URL's protocol is not installed
+            or does not exist.
     """
     options = options or get_storage_options()
     protocol = url.partition("://")[0] if is_remote(url) else "file"
@@ -78,6 +79,12 @@ def url_to_fs(
         extra = _EXTRAS.get(canonical_protocol(protocol) or "")
         hint = f"pip install 'binconv[{extra}]'" if extra else "install its fsspec filesystem"
         raise StorageError(f"{url}: cannot open {protocol}:// URLs ({exc}); run {hint}") from None
+    except ValueError as exc:
+        # fsspec raises ValueError for a protocol that no filesystem registers.
+        raise StorageError(
+            f"{url}: unsupported location ({exc}); use a local path or an s3://, gs:// "
+            "or https:// URL"
+        ) from None
     if not retry and canonical_protocol(protocol) == "s3":
         # s3fs retries some errors itself, `retries` times in all (a class
         # attribute that its constructor does not take). This instance is
@@ -110,7 +117,8 @@ def file_size(url: str, options: StorageOptions | None = None) -> int | None:
     fs, path = url_to_fs(url, options, retry=False)
     try:
         info = call_with_retries(lambda: fs.info(path), f"reading the size of {url}", options)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
+        # NotADirectoryError: a local path below a file, which cannot exist.
         return None
     if info.get("type") == "directory":
         return None

@@ -52,8 +52,9 @@ def verify_conversion(bin_path: Path, dataset: str) -> VerifyResult:
         dataset: The converted dataset's folder, manifest path or URL.
 
     Raises:
-        MismatchError: A pair, the pair count or a shard checksum differs;
-            the message names the first pair or shard that differs.
+        MismatchError: A pair, the pair count, the manifest's same-person
+            count or a shard checksum differs. The message names the first
+            pair or shard that differs.
         BinconvError: The `.bin` file or the dataset cannot be read.
     """
     index = read_bin_index(bin_path)
@@ -80,6 +81,11 @@ def verify_conversion(bin_path: Path, dataset: str) -> VerifyResult:
             raise MismatchError(str(exc)) from None
         _check_shard_checksum(location, shard)
 
+    if manifest.num_positive != index.num_positive:
+        raise MismatchError(
+            f"{location.manifest_url} lists {manifest.num_positive} same-person pairs, but "
+            f"{bin_path} and the shards have {index.num_positive}"
+        )
     same_source = manifest.source.sha256 == index.sha256
     if not same_source:
         logger.warning(

@@ -6,7 +6,7 @@ import posixpath
 
 from binconv.errors import ManifestError
 from binconv.format import manifest_name
-from binconv.storage import join_url, url_to_fs
+from binconv.storage import file_size, join_url, list_folder, url_to_fs
 
 __all__ = ["find_datasets"]
 
@@ -22,24 +22,28 @@ def find_datasets(path: str) -> list[str]:
 
     Raises:
         ManifestError: `path` is not a manifest, a dataset folder or a root of datasets.
+        StorageError: `path` could not be listed or read after all retries.
     """
     stripped = path.rstrip("/") or path
     if stripped.endswith(".json"):
         return [stripped]
-    fs, folder = url_to_fs(stripped)
+    folder = url_to_fs(stripped)[1]
     own_manifest = join_url(stripped, manifest_name(posixpath.basename(folder.rstrip("/"))))
-    if fs.isfile(url_to_fs(own_manifest)[1]):
+    if file_size(own_manifest) is not None:
         return [own_manifest]
-    if not fs.isdir(folder):
+    try:
+        # list_folder and file_size retry network errors and raise StorageError
+        # when they persist, so an unreachable server is one error line.
+        entries = list_folder(stripped)
+    except FileNotFoundError:
         raise ManifestError(
             f"{path}: not found; pass a dataset manifest, a dataset folder written by "
             "'binconv convert', or a folder of such datasets"
-        )
+        ) from None
     found = []
-    for child in sorted(fs.ls(folder, detail=False)):
-        name = posixpath.basename(child.rstrip("/"))
+    for name, _ in entries:
         manifest = join_url(join_url(stripped, name), manifest_name(name))
-        if fs.isfile(url_to_fs(manifest)[1]):
+        if file_size(manifest) is not None:
             found.append(manifest)
     if not found:
         raise ManifestError(

@@ -226,11 +226,67 @@ def test_verify_detects_changed_shard_bytes(tmp_path: Path, five_pair_bin: Path)
     assert "but the manifest records" in result.stderr
 
 
+def lie_about_positives(manifest_path: Path) -> None:
+    """Move one pair from num_negative to num_positive, keeping the total consistent."""
+    data = json.loads(manifest_path.read_text())
+    data["num_positive"] += 1
+    data["num_negative"] -= 1
+    manifest_path.write_text(json.dumps(data))
+
+
+def test_verify_detects_wrong_positive_count(tmp_path: Path, five_pair_bin: Path) -> None:
+    runner.invoke(app, ["convert", str(five_pair_bin), "-o", str(tmp_path / "out")])
+    lie_about_positives(tmp_path / "out" / "five" / "five.json")
+
+    result = runner.invoke(app, ["verify", str(five_pair_bin), str(tmp_path / "out" / "five")])
+
+    assert result.exit_code == 1
+    assert "five.json lists 4 same-person pairs" in result.stderr
+    assert "have 3" in result.stderr
+
+
+def test_inspect_detects_wrong_positive_count(tmp_path: Path, five_pair_bin: Path) -> None:
+    runner.invoke(app, ["convert", str(five_pair_bin), "-o", str(tmp_path / "out")])
+    lie_about_positives(tmp_path / "out" / "five" / "five.json")
+
+    result = runner.invoke(app, ["inspect", str(tmp_path / "out" / "five")])
+
+    assert result.exit_code == 2
+    assert "five.json lists 4 same-person pairs, but the shards have 3" in result.stderr
+    assert result.stdout == ""
+
+
 def test_verify_missing_dataset_exit_2(tmp_path: Path, five_pair_bin: Path) -> None:
     result = runner.invoke(app, ["verify", str(five_pair_bin), str(tmp_path / "nowhere")])
 
     assert result.exit_code == 2
     assert "no dataset manifest found" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["verify", "inspect", "export"])
+def test_file_given_as_dataset_exits_2(command: str, tmp_path: Path, five_pair_bin: Path) -> None:
+    args = {
+        "verify": ["verify", str(five_pair_bin), str(five_pair_bin)],
+        "inspect": ["inspect", str(five_pair_bin / "five")],
+        "export": ["export", str(five_pair_bin), "-o", str(tmp_path / "copy.bin")],
+    }[command]
+
+    result = runner.invoke(app, args)
+
+    assert result.exit_code == 2, result.output
+    assert "no dataset manifest found" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_demo_out_is_a_file_exits_2(tmp_path: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.write_bytes(b"not a folder")
+
+    result = runner.invoke(app, ["demo", "--out", str(taken)])
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"binconv: error: {taken}: cannot create the output folder")
+    assert taken.read_bytes() == b"not a folder"
 
 
 def test_inspect_bin_json(tmp_path: Path) -> None:

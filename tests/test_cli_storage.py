@@ -198,3 +198,20 @@ def test_console_copy_logs_retries_to_stderr(
     assert "retry 1 of 3" in retries[0]
     assert "retry 2 of 3" in retries[1]
     assert (tmp_path / "mirror" / "small_lfw" / "small_lfw.json").is_file()
+
+
+@pytest.mark.parametrize("command", ["inspect", "evaluate", "copy"])
+def test_unknown_url_scheme_exits_2(command: str, converted: Path) -> None:
+    url = "nosuchfs://bucket/sets"
+    args = {
+        "inspect": ["inspect", url],
+        "evaluate": ["evaluate", "evaluator.demo_model:build_demo_model", url],
+        "copy": ["copy", str(converted), url, "--quiet"],
+    }[command]
+
+    result = runner.invoke(app, args)
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("binconv: error: nosuchfs://bucket/sets")
+    assert "unsupported location" in result.stderr
+    assert result.stderr.count("\n") == 1

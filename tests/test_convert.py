@@ -288,6 +288,16 @@ def test_invalid_source_writes_no_dataset(
     assert not (tmp_path / "out" / "seven").exists()
 
 
+def test_empty_source_writes_no_dataset(tmp_path: Path, seven_pair_bin: Path) -> None:
+    # The empty file sorts after the good one, so the good one was already read.
+    empty = write_bin(tmp_path / "src" / "zz_empty.bin", [], [])
+
+    with pytest.raises(BinFileError, match=r"zz_empty\.bin: the file contains no images"):
+        convert_bins([seven_pair_bin, empty], str(tmp_path / "out"))
+    assert not (tmp_path / "out" / "seven").exists()
+    assert not (tmp_path / "out" / "zz_empty").exists()
+
+
 def failing_pairs(fail_after: int) -> object:
     """Return a replacement for iter_bin_pairs that raises after `fail_after` pairs."""
 
