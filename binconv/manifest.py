@@ -141,11 +141,11 @@ def manifest_from_json(text: str | bytes, where: str) -> Manifest:
     try:
         manifest = Manifest(
             name=str(data["name"]),
-            num_pairs=int(data["num_pairs"]),
-            num_positive=int(data["num_positive"]),
-            num_negative=int(data["num_negative"]),
-            pairs_per_shard=int(data["pairs_per_shard"]),
-            shards=tuple(ShardInfo(**shard) for shard in data["shardlist"]),
+            num_pairs=_int_field(data, "num_pairs"),
+            num_positive=_int_field(data, "num_positive"),
+            num_negative=_int_field(data, "num_negative"),
+            pairs_per_shard=_int_field(data, "pairs_per_shard"),
+            shards=tuple(_shard_info(shard) for shard in data["shardlist"]),
             source=SourceInfo(**data["source"]),
             image_formats={str(k): int(v) for k, v in data.get("image_formats", {}).items()},
             format_version=version,
@@ -155,6 +155,27 @@ def manifest_from_json(text: str | bytes, where: str) -> Manifest:
     _check_counts(manifest, where)
     _check_shard_urls(manifest, where)
     return manifest
+
+
+def _int_field(data: dict[str, Any], key: str) -> int:
+    # A count written as "10" or 10.0 means the manifest was not written by
+    # binconv, so it is rejected rather than converted.
+    value = data[key]
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{key} is {value!r}, expected an integer")
+    return value
+
+
+def _shard_info(entry: Any) -> ShardInfo:
+    if not isinstance(entry, dict):
+        raise ValueError(f"shardlist entry {entry!r} is not an object")
+    shard = ShardInfo(**entry)
+    for key in ("nsamples", "first_pair", "size"):
+        _int_field(entry, key)
+    for key in ("url", "sha256"):
+        if not isinstance(entry[key], str):
+            raise ValueError(f"shard {key} is {entry[key]!r}, expected a string")
+    return shard
 
 
 def _check_counts(manifest: Manifest, where: str) -> None:

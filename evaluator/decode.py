@@ -62,7 +62,10 @@ def decode_with_pil(data: bytes, where: str) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as image:
             return np.asarray(image.convert("RGB"))
     except (UnidentifiedImageError, OSError, ValueError) as exc:
+        # Pillow's message for unknown data names the BytesIO object's address,
+        # which tells the reader nothing.
+        reason = "not a known image format" if isinstance(exc, UnidentifiedImageError) else exc
         raise DatasetError(
-            f"{where}: cannot decode the image ({exc}); reconvert the dataset from its "
+            f"{where}: cannot decode the image ({reason}); reconvert the dataset from its "
             "source, or check the source image"
         ) from None

@@ -62,3 +62,21 @@ def test_manifest_rejects_empty_shard_list() -> None:
 
     with pytest.raises(ManifestError, match=r"faces\.json: the manifest lists no shards"):
         manifest_from_json(json.dumps(data), "faces.json")
+
+
+@pytest.mark.parametrize("value", ["4", 4.0, True, None])
+def test_manifest_rejects_non_integer_count(value: object) -> None:
+    data = manifest_data()
+    data["num_pairs"] = value
+
+    with pytest.raises(ManifestError, match=r"num_pairs is .*expected an integer"):
+        manifest_from_json(json.dumps(data), "faces.json")
+
+
+@pytest.mark.parametrize(("key", "value"), [("nsamples", "2"), ("size", 10240.0), ("url", 7)])
+def test_manifest_rejects_mistyped_shard_field(key: str, value: object) -> None:
+    data = manifest_data()
+    data["shardlist"][1][key] = value
+
+    with pytest.raises(ManifestError, match=rf"{key} is"):
+        manifest_from_json(json.dumps(data), "faces.json")

@@ -115,3 +115,12 @@ def test_truncated_jpeg_names_image() -> None:
 def test_not_an_image_names_image() -> None:
     with pytest.raises(DatasetError, match="pair 000002 img1: cannot decode the image"):
         decode_image(b"not an image at all", "pair 000002 img1")
+
+
+def test_unknown_data_message_has_no_object_address() -> None:
+    with pytest.raises(DatasetError) as caught:
+        decode_image(b"not an image at all", "pair 000002 img1")
+
+    message = str(caught.value)
+    assert "not a known image format" in message
+    assert "object at 0x" not in message
