@@ -149,7 +149,7 @@ def iter_shard_pairs(
         raise DatasetError(f"shard {url} is not a valid tar file ({exc})") from None
     if expected != shard.first_pair + shard.nsamples:
         raise DatasetError(
-            f"shard {url} holds {expected - shard.first_pair} pairs, "
+            f"shard {url} contains {expected - shard.first_pair} pairs, "
             f"but the manifest lists {shard.nsamples}"
         )
 

@@ -19,7 +19,7 @@ class ShardInfo:
     Attributes:
         url: Shard file name, relative to the manifest's folder.
         nsamples: Number of pairs (samples) in the shard.
-        first_pair: Index of the shard's first pair; the shard holds pairs
+        first_pair: Index of the shard's first pair. The shard contains pairs
             `first_pair .. first_pair + nsamples - 1` in order.
         size: Shard size in bytes.
         sha256: Hex SHA-256 of the shard file.
@@ -34,7 +34,7 @@ class ShardInfo:
 
 @dataclass(frozen=True)
 class SourceInfo:
-    """Where a dataset came from.
+    """Provenance of a dataset: the file or pair list its pairs were read from.
 
     Attributes:
         name: File name of the source, without its folder.
