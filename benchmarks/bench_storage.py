@@ -9,7 +9,7 @@ checking and decoding the shards. It also times reading every shard once
 through `open_shard`, without decoding.
 
 Each step runs once per source to warm up (page cache, S3 clients), then
-`--repeats` times, alternating between the sources; the table gives the
+`--repeats` times, alternating between the sources. The table gives the
 median time and the median ratio of S3's time to local disk's.
 
 Usage: python benchmarks/bench_storage.py [--repeats N] [--workers N ...]

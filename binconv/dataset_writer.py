@@ -76,7 +76,7 @@ def write_dataset(
     by this call are removed and the error propagates.
 
     Args:
-        out_root: Folder path or URL that holds one folder per dataset.
+        out_root: Folder path or URL that contains one folder per dataset.
         name: Dataset name; the folder, shard prefix and manifest stem.
         pairs: Pairs in index order, starting at 0.
         source: Provenance recorded in the manifest.

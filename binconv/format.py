@@ -21,10 +21,10 @@ FORMAT_NAME = "binconv-pairs"
 FORMAT_VERSION = 1
 WIDS_KIND = "wids-shard-index-v1"
 
-# 500 pairs of two 112x112 JPEGs make a shard of about 4.5 MB: a 6,000-pair
-# set becomes 12 shards, so 8 ranks or 12 readers each still get whole shards,
-# while each shard stays large enough that per-request latency on object
-# storage is small next to its transfer time. docs/format.md has the numbers.
+# 500 pairs of two 112x112 JPEGs make a shard of about 4.5 MB. A 6,000-pair
+# set then becomes 12 shards, so 8 ranks or 12 readers each still get whole
+# shards. Each shard also stays large enough that per-request latency on
+# object storage is small next to its transfer time (numbers in docs/format.md).
 DEFAULT_PAIRS_PER_SHARD = 500
 
 # Six digits cover every known set (the largest has 7,000 pairs) and sort

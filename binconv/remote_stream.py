@@ -22,9 +22,9 @@ class CheckedStream(io.RawIOBase):
     current offset, so a transient failure is retried from the start of the
     block it hit, never from the start of the file. The last request reads
     up to one byte past `size`, and the server only returns that byte when
-    the file is longer than expected. The checks run when the stream reaches its end; call
-    `read_to_end` when the consumer may stop early (a tar reader stops at the
-    end-of-archive blocks and never reads the padding after them).
+    the file is longer than expected. The checks run when the stream reaches its end. Call
+    `read_to_end` when the consumer may stop early, because a tar reader stops
+    at the end-of-archive blocks and never reads the padding after them.
 
     Args:
         fs: Filesystem that holds the file.

@@ -32,7 +32,7 @@ _PROTOCOL_ALIASES = {
 
 @dataclass(frozen=True)
 class StorageOptions:
-    """How binconv reaches remote locations.
+    """Settings for reaching remote locations.
 
     Every field left at its default defers to the usual configuration of the
     underlying client. For S3, botocore reads `AWS_ENDPOINT_URL_S3`,

@@ -63,7 +63,7 @@ def decode_with_pil(data: bytes, where: str) -> np.ndarray:
             return np.asarray(image.convert("RGB"))
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         # Pillow's message for unknown data names the BytesIO object's address,
-        # which tells the reader nothing.
+        # which is of no use to the user.
         reason = "not a known image format" if isinstance(exc, UnidentifiedImageError) else exc
         raise DatasetError(
             f"{where}: cannot decode the image ({reason}); reconvert the dataset from its "

@@ -58,8 +58,8 @@ def gather_pairs(local: EmbeddedPairs, world: WorldInfo | None = None) -> Gather
         local: This rank's rows. Their number `k` may be 0 and may differ
             between ranks. `emb` and `emb_flip` have shape
             `(k, *feature_shape)`, such as `(k, 2, d)` for both images of
-            each pair, and the same dtype; ranks with rows must agree on the
-            feature shape, and mixed dtypes are promoted.
+            each pair, and the same dtype. Ranks with rows must agree on the
+            feature shape. Mixed dtypes across ranks are promoted.
         world: The process group, by default `current_world()`.
 
     Raises:

@@ -251,7 +251,7 @@ class _FileHandler(_TracksConnections, http.server.SimpleHTTPRequestHandler):
     """Serves files with HTTP/1.1 keep-alive and single-range requests, and injects faults."""
 
     protocol_version = "HTTP/1.1"
-    # Headers and body go out in separate writes; with Nagle's algorithm on,
+    # Headers and body go out in separate writes. With Nagle's algorithm on,
     # each response would wait for the client's delayed ACK (about 40 ms on Linux).
     disable_nagle_algorithm = True
     plan: FaultPlan

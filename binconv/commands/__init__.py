@@ -1,4 +1,4 @@
-"""One module per CLI command; this module holds what they share."""
+"""Helpers shared by the CLI commands, which live one per module in this package."""
 
 from __future__ import annotations
 
